@@ -1,0 +1,3 @@
+using PgAgentOS.Cli;
+
+return await AosApp.RunAsync(args, CliContext.ForProcess());
