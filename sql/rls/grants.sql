@@ -47,3 +47,69 @@ GRANT EXECUTE ON FUNCTION
     aos_meta.resolve_model_params(uuid, jsonb, jsonb, jsonb),
     aos_meta.find_model(text, text)
   TO aos_app, aos_worker, aos_admin, aos_analytics;
+
+-- Everyone who reads tenant tables needs the functions the policies call. They reveal only the
+-- caller's own binding.
+GRANT USAGE ON SCHEMA aos_auth, aos_persona, aos_skills, aos_core, aos_agent, aos_egress, aos_policy
+    TO aos_app, aos_worker, aos_admin, aos_analytics;
+GRANT EXECUTE ON FUNCTION
+    aos_auth.current_tenant, aos_auth.current_principal, aos_auth.kernel_scope, aos_auth.is_platform_admin,
+    aos_auth._session_tenant, aos_auth._session_principal, aos_auth._is_tenant_admin, aos_skills.shared_tenant,
+    aos_agent._skill, aos_agent.step_summary,
+    -- argument checks and error helpers used by the invoker-rights functions
+    aos_auth._require_tenant, aos_core._check_text, aos_core._check_json, aos_core._check_id, aos_core._not_found,
+    aos_agent.default_model_id, aos_meta.resolve_model_params
+  TO aos_app, aos_worker, aos_admin, aos_analytics;
+
+-- aos_app: applications acting for their bound tenant ------------------------------------------
+GRANT EXECUTE ON FUNCTION
+    aos_auth.set_tenant, aos_auth.authenticate, aos_auth.clear_tenant,
+    aos_auth.create_principal, aos_auth.grant_role, aos_auth.revoke_role, aos_auth.create_api_key, aos_auth.revoke_api_key,
+    aos_persona.create_persona, aos_persona.get_effective_params,
+    aos_agent.default_model_id, aos_agent.create_agent, aos_agent.update_agent, aos_agent.start_conversation, aos_agent.send_message,
+    aos_agent.run_turn, aos_agent.record_response, aos_agent.record_thinking, aos_agent.process_tool_call,
+    aos_agent.record_tool_result, aos_agent.complete_turn, aos_agent.fail_turn, aos_agent.cancel_turn,
+    aos_agent.approve_step, aos_agent.bulk_approve_tools, aos_agent.inject_message, aos_agent.override_response,
+    aos_agent.pause_conversation, aos_agent.resume_conversation, aos_agent.close_conversation,
+    aos_agent.rate_turn, aos_agent.flag_issue, aos_agent.add_observation,
+    aos_agent.get_turn_state, aos_agent.get_conversation_history, aos_agent.get_agent_analytics, aos_agent.get_hourly_activity,
+    aos_agent.remember, aos_agent.recall, aos_agent.forget, aos_agent.step_summary, aos_agent.manual_lease,
+    aos_core.verify_event_chain, aos_core.create_checkpoint, aos_core.verify_checkpoint, aos_core.event_hash,
+    aos_core.json_sha256, aos_core.format_duration, aos_core.max_content_bytes, aos_meta.compute_cost
+  TO aos_app;
+GRANT SELECT ON
+    aos_auth.tenant, aos_auth.principal, aos_auth.role_grant,
+    aos_persona.persona, aos_skills.skill, aos_skills.skill_impl, aos_skills.role_skill,
+    aos_core.run, aos_core.event_log, aos_core.checkpoint, aos_core.checkpoint_head,
+    aos_egress.allowlist, aos_egress.request, aos_policy.policy_rule,
+    aos_agent.agent, aos_agent.conversation, aos_agent.turn, aos_agent.step, aos_agent.approval, aos_agent.tool_execution,
+    aos_agent.memory, aos_agent.observation,
+    aos_agent.realtime_steps, aos_agent.tool_call_queue, aos_agent.thinking_trace, aos_agent.conversation_timeline,
+    aos_agent.agent_stats, aos_agent.dashboard_overview, aos_agent.error_log, aos_agent.turn_queue
+  TO aos_app, aos_analytics;
+GRANT SELECT (tenant_id, key_id, principal_id, name, key_prefix, created_at, expires_at, revoked_at) ON aos_auth.api_key TO aos_app;
+-- The spec's Quick Start writes personas directly; skills, policies and allowlists are written
+-- by tenant administrators (row-level security checks the role).
+GRANT INSERT, UPDATE, DELETE ON aos_persona.persona, aos_skills.skill, aos_skills.skill_impl, aos_skills.role_skill,
+    aos_policy.policy_rule, aos_egress.allowlist TO aos_app;
+
+-- aos_admin: platform administrators (members of aos_app too) --------------------------------------
+GRANT INSERT, UPDATE ON aos_auth.tenant TO aos_admin;
+GRANT EXECUTE ON FUNCTION aos_auth.create_tenant TO aos_admin;
+
+-- aos_worker: only through the turns it leases ------------------------------------------------------
+GRANT EXECUTE ON FUNCTION
+    aos_agent.claim_turn, aos_agent.run_turn, aos_agent.heartbeat, aos_agent.release_turn,
+    aos_agent.record_response, aos_agent.record_thinking, aos_agent.process_tool_call, aos_agent.begin_tool_execution,
+    aos_agent.record_tool_result, aos_agent.complete_turn, aos_agent.fail_turn,
+    aos_agent.turn_memory_read, aos_agent.turn_memory_write, aos_meta.compute_cost, aos_core.json_sha256
+  TO aos_worker;
+GRANT EXECUTE ON FUNCTION aos_agent.claim_turn, aos_agent.heartbeat, aos_agent.release_turn, aos_agent.begin_tool_execution
+  TO aos_admin;
+
+-- aos_analytics: read-only ----------------------------------------------------------------------------
+GRANT EXECUTE ON FUNCTION
+    aos_auth.set_tenant, aos_auth.authenticate, aos_auth.clear_tenant,
+    aos_agent.get_agent_analytics, aos_agent.get_hourly_activity, aos_agent.get_turn_state, aos_agent.get_conversation_history,
+    aos_agent.step_summary, aos_core.verify_event_chain, aos_core.verify_checkpoint, aos_core.format_duration
+  TO aos_analytics;

@@ -1,0 +1,78 @@
+-- pgAgentOS kernel — analytics. Both read turns only (each finished turn carries its totals and
+-- tool usage), so they stay fast however many steps there are.
+
+CREATE FUNCTION aos_agent.get_agent_analytics(p_agent_id uuid, p_days integer DEFAULT 7)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_tenant uuid := aos_auth._require_tenant();
+    v_since  timestamptz;
+    v_result jsonb;
+BEGIN
+    PERFORM aos_core._check_id(p_agent_id, 'agent id');
+    IF p_days IS NULL OR p_days NOT BETWEEN 1 AND 3650 THEN
+        RAISE EXCEPTION 'days must be between 1 and 3650, got %', p_days USING ERRCODE = '22023', HINT = 'For example 7 for the last week.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM aos_agent.agent WHERE tenant_id = v_tenant AND agent_id = p_agent_id) THEN
+        PERFORM aos_core._not_found('agent', p_agent_id);
+    END IF;
+    v_since := now() - make_interval(days => p_days);
+    SELECT jsonb_build_object(
+               'agent_id', p_agent_id,
+               'days', p_days,
+               'total_conversations', count(DISTINCT t.conversation_id),
+               'total_turns', count(*),
+               'completed_turns', count(*) FILTER (WHERE t.status = 'completed'),
+               'failed_turns', count(*) FILTER (WHERE t.status IN ('failed', 'dead')),
+               'total_tokens', coalesce(sum(t.tokens_used), 0),
+               'total_cost_usd', coalesce(round(sum(t.cost_usd), 6), 0),
+               'avg_turn_duration_ms', coalesce(round(avg(extract(epoch FROM t.completed_at - t.created_at) * 1000)
+                                                      FILTER (WHERE t.status = 'completed')), 0),
+               'success_rate', coalesce(round(100.0 * count(*) FILTER (WHERE t.status = 'completed')
+                                              / nullif(count(*) FILTER (WHERE t.status IN ('completed', 'failed', 'dead')), 0), 1), 0),
+               'tool_usage', coalesce((SELECT jsonb_object_agg(k, n) FROM (
+                                        SELECT u.key AS k, sum(u.value::bigint) AS n
+                                          FROM aos_agent.turn x CROSS JOIN LATERAL jsonb_each_text(x.tool_usage) u
+                                         WHERE x.tenant_id = v_tenant AND x.agent_id = p_agent_id AND x.created_at >= v_since
+                                         GROUP BY u.key) tu), '{}'),
+               'avg_rating', (SELECT round(avg(o.score), 2) FROM aos_agent.observation o
+                               JOIN aos_agent.turn x ON x.tenant_id = o.tenant_id AND x.turn_id = o.turn_id
+                              WHERE o.tenant_id = v_tenant AND o.observation_type = 'rating' AND x.agent_id = p_agent_id
+                                AND o.created_at >= v_since))
+      INTO v_result
+      FROM aos_agent.turn t
+     WHERE t.tenant_id = v_tenant AND t.agent_id = p_agent_id AND t.created_at >= v_since;
+    RETURN v_result;
+END
+$$;
+COMMENT ON FUNCTION aos_agent.get_agent_analytics(uuid, integer) IS
+    'An agent''s last p_days: conversations, turns, tokens, cost, average turn duration, success rate (%), tool usage, average rating.';
+
+CREATE FUNCTION aos_agent.get_hourly_activity(p_tenant_id uuid DEFAULT NULL, p_days integer DEFAULT 1)
+RETURNS TABLE (hour timestamptz, turn_count bigint, step_count bigint, token_count bigint, cost_usd numeric, tool_calls bigint, failed_turns bigint)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_tenant uuid := aos_auth._require_tenant();
+BEGIN
+    IF p_tenant_id IS NOT NULL AND p_tenant_id <> v_tenant THEN
+        RAISE EXCEPTION 'tenant % is not the tenant bound to this session', p_tenant_id
+            USING ERRCODE = 'AO011', HINT = 'Bind that tenant first (aos_auth.set_tenant).';
+    END IF;
+    IF p_days IS NULL OR p_days NOT BETWEEN 1 AND 366 THEN
+        RAISE EXCEPTION 'days must be between 1 and 366, got %', p_days USING ERRCODE = '22023', HINT = 'For example 1 for the last day.';
+    END IF;
+    RETURN QUERY
+    SELECT date_trunc('hour', t.created_at), count(*), coalesce(sum(t.step_count), 0)::bigint, coalesce(sum(t.tokens_used), 0)::bigint,
+           coalesce(sum(t.cost_usd), 0), coalesce(sum((SELECT sum(u.value::bigint) FROM jsonb_each_text(t.tool_usage) u)), 0)::bigint,
+           count(*) FILTER (WHERE t.status IN ('failed', 'dead'))
+      FROM aos_agent.turn t
+     WHERE t.tenant_id = v_tenant AND t.created_at >= now() - make_interval(days => p_days)
+     GROUP BY 1 ORDER BY 1;
+END
+$$;
+COMMENT ON FUNCTION aos_agent.get_hourly_activity(uuid, integer) IS
+    'Activity of the bound tenant per hour over the last p_days: turns, steps, tokens, cost, tool calls, failed turns.';

@@ -1,0 +1,108 @@
+-- pgAgentOS kernel — shared helpers: argument checks with clear errors, limits, hashing.
+--
+-- Limits (docs/sql-api.md): a message, a reasoning text, an answer, a tool's arguments or output
+-- and a step's content may each be up to 1 MiB (1,048,576 bytes of text); names up to 100
+-- characters; notes and reasons up to 4,000.
+
+CREATE FUNCTION aos_core.max_content_bytes()
+RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT 1048576 $$;
+COMMENT ON FUNCTION aos_core.max_content_bytes() IS 'Largest message, reasoning, answer, tool input or output the kernel accepts (1 MiB).';
+
+-- _check_text: NULL → 22004, blank → 22023, too long → AO010. Returns the text.
+CREATE FUNCTION aos_core._check_text(p_value text, p_name text, p_max_bytes integer DEFAULT 1048576, p_allow_blank boolean DEFAULT false)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_value IS NULL THEN
+        RAISE EXCEPTION '% must not be null', p_name USING ERRCODE = '22004', HINT = format('Pass a value for %s.', p_name);
+    END IF;
+    IF NOT p_allow_blank AND btrim(p_value) = '' THEN
+        RAISE EXCEPTION '% must not be empty', p_name USING ERRCODE = '22023', HINT = format('Pass a non-empty %s.', p_name);
+    END IF;
+    IF octet_length(p_value) > p_max_bytes THEN
+        RAISE EXCEPTION '% is % bytes, more than the limit of % bytes', p_name, octet_length(p_value), p_max_bytes
+            USING ERRCODE = 'AO010', HINT = 'Shorten it, or store large content elsewhere and pass a reference.';
+    END IF;
+    RETURN p_value;
+END
+$$;
+COMMENT ON FUNCTION aos_core._check_text(text, text, integer, boolean) IS 'Internal: argument check for text (null, blank, size).';
+
+CREATE FUNCTION aos_core._check_json(p_value jsonb, p_name text, p_type text DEFAULT NULL, p_max_bytes integer DEFAULT 1048576)
+RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_value IS NULL THEN
+        RAISE EXCEPTION '% must not be null', p_name USING ERRCODE = '22004', HINT = format('Pass a JSON value for %s.', p_name);
+    END IF;
+    IF p_type IS NOT NULL AND jsonb_typeof(p_value) <> p_type THEN
+        RAISE EXCEPTION '% must be a JSON %, got %', p_name, p_type, jsonb_typeof(p_value)
+            USING ERRCODE = '22023', HINT = CASE p_type WHEN 'object' THEN format('Pass an object such as {} for %s.', p_name)
+                                                         ELSE format('Pass a JSON %s for %s.', p_type, p_name) END;
+    END IF;
+    IF octet_length(p_value::text) > p_max_bytes THEN
+        RAISE EXCEPTION '% is % bytes, more than the limit of % bytes', p_name, octet_length(p_value::text), p_max_bytes
+            USING ERRCODE = 'AO010', HINT = 'Shorten it, or store large content elsewhere and pass a reference.';
+    END IF;
+    RETURN p_value;
+END
+$$;
+COMMENT ON FUNCTION aos_core._check_json(jsonb, text, text, integer) IS 'Internal: argument check for JSON (null, type, size).';
+
+CREATE FUNCTION aos_core._check_id(p_value uuid, p_name text)
+RETURNS uuid
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_value IS NULL THEN
+        RAISE EXCEPTION '% must not be null', p_name USING ERRCODE = '22004', HINT = format('Pass the %s.', p_name);
+    END IF;
+    RETURN p_value;
+END
+$$;
+COMMENT ON FUNCTION aos_core._check_id(uuid, text) IS 'Internal: argument check for ids (not null).';
+
+CREATE FUNCTION aos_core._not_found(p_what text, p_id anyelement)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION '% % not found', p_what, p_id
+        USING ERRCODE = 'AO002',
+              HINT = format('Check the id; %s of other tenants are invisible to this session.', p_what || 's');
+END
+$$;
+COMMENT ON FUNCTION aos_core._not_found(text, anyelement) IS 'Internal: raises AO002 for an unknown id (or an id of another tenant).';
+
+-- SHA-256 of a JSON value's canonical text (jsonb output is canonical: keys sorted, no spaces
+-- variance). Binds approvals to the exact arguments.
+CREATE FUNCTION aos_core.json_sha256(p_value jsonb)
+RETURNS bytea
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT sha256(convert_to(p_value::text, 'UTF8')) $$;
+COMMENT ON FUNCTION aos_core.json_sha256(jsonb) IS 'SHA-256 of the canonical text of a JSON value (how tool arguments are bound to their approval).';
+
+CREATE FUNCTION aos_core.format_duration(p_ms bigint)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+        WHEN p_ms IS NULL THEN NULL
+        WHEN p_ms < 1000 THEN p_ms || ' ms'
+        WHEN p_ms < 60000 THEN round(p_ms / 1000.0, 1) || ' s'
+        WHEN p_ms < 3600000 THEN round(p_ms / 60000.0, 1) || ' min'
+        ELSE round(p_ms / 3600000.0, 1) || ' h'
+    END
+$$;
+COMMENT ON FUNCTION aos_core.format_duration(bigint) IS 'Milliseconds as ms, s, min or h.';
