@@ -16,14 +16,21 @@ fi
 RESULTS="$ROOT/artifacts/test-results"
 rm -rf "$RESULTS" && mkdir -p "$RESULTS"
 
-# Test hosts left by an earlier interrupted run may still hold clusters: stop them.
+# Test hosts that died (crash, kill) leave their clusters running: stop those whose owner
+# (the pid in the directory name, /tmp/aos-test-<pid>-...) is gone. Clusters of live test
+# hosts, for example of another checkout's test run, are left alone.
 sweep() {
-  for d in /tmp/aos-test-*/pgdata /tmp/aos-stripped-*/pgdata; do
-    [ -f "$d/postmaster.pid" ] || continue
-    pid="$(head -n 1 "$d/postmaster.pid" 2>/dev/null)"
-    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+  for root in /tmp/aos-test-*; do
+    [ -d "$root" ] || continue
+    owner="$(basename "$root" | cut -d- -f3)"
+    if [[ "$owner" =~ ^[0-9]+$ ]] && kill -0 "$owner" 2>/dev/null; then continue; fi
+    d="$root/pgdata"
+    if [ -f "$d/postmaster.pid" ]; then
+      pid="$(head -n 1 "$d/postmaster.pid" 2>/dev/null)"
+      [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+    fi
+    rm -rf "$root" 2>/dev/null || true
   done
-  rm -rf /tmp/aos-test-* /tmp/aos-stripped-* 2>/dev/null || true
 }
 sweep
 

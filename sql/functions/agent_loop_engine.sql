@@ -697,6 +697,7 @@ BEGIN
     IF tenant_id IS NULL THEN
         PERFORM aos_agent._diagnose(p_turn_id, p_lease_token, clock_timestamp());
     END IF;
+    PERFORM aos_auth._act_as(tenant_id);
 END
 $$;
 COMMENT ON FUNCTION aos_agent._lease_target(uuid, uuid) IS 'Internal: the tenant and agent behind a valid lease token.';

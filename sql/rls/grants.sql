@@ -58,7 +58,7 @@ GRANT EXECUTE ON FUNCTION
     aos_agent._skill, aos_agent.step_summary,
     -- argument checks and error helpers used by the invoker-rights functions
     aos_auth._require_tenant, aos_core._check_text, aos_core._check_json, aos_core._check_id, aos_core._not_found,
-    aos_agent.default_model_id, aos_meta.resolve_model_params
+    aos_agent.default_model_id, aos_agent._model_ref, aos_meta.resolve_model_params
   TO aos_app, aos_worker, aos_admin, aos_analytics;
 
 -- aos_app: applications acting for their bound tenant ------------------------------------------

@@ -26,7 +26,7 @@ public sealed class StrippedServer : IAsyncDisposable
         var bin = PgBinaries.Locate();
         var libDir = Path.GetDirectoryName(bin.BinDir)!; // /usr/lib/postgresql/15
         var shareDir = $"/usr/share/postgresql/{bin.Major}";
-        var root = Path.Combine(Path.GetTempPath(), "aos-stripped-" + Guid.NewGuid().ToString("N")[..10]);
+        var root = Path.Combine(Path.GetTempPath(), $"aos-test-{Environment.ProcessId}-stripped-{Guid.NewGuid().ToString("N")[..8]}");
         var newLib = root + libDir;
         var newShare = root + shareDir;
         Directory.CreateDirectory(Path.GetDirectoryName(newLib)!);

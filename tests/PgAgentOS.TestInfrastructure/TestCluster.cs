@@ -31,6 +31,7 @@ public sealed class TestCluster
 
     private static readonly Lazy<Task<TestCluster>> Shared = new(StartAsync, LazyThreadSafetyMode.ExecutionAndPublication);
     private static int _dbCounter;
+    private static readonly SemaphoreSlim CreateLock = new(1, 1);
     private readonly string _root;
 
     private TestCluster(EmbeddedCluster cluster, string root)
@@ -75,7 +76,15 @@ public sealed class TestCluster
     public async Task<string> CreateDatabaseAsync(string prefix = "t")
     {
         var name = NewName(prefix);
-        await ExecSuperAsync("postgres", $"CREATE DATABASE {name} TEMPLATE {TemplateDatabase} OWNER {Admin}");
+        await CreateLock.WaitAsync();
+        try
+        {
+            await ExecSuperAsync("postgres", $"CREATE DATABASE {name} TEMPLATE {TemplateDatabase} OWNER {Admin}");
+        }
+        finally
+        {
+            CreateLock.Release();
+        }
         return name;
     }
 
@@ -113,7 +122,8 @@ public sealed class TestCluster
 
     private static async Task<TestCluster> StartAsync()
     {
-        var root = Path.Combine(Path.GetTempPath(), "aos-test-" + Guid.NewGuid().ToString("N")[..12]);
+        // The owner's pid is part of the name, so that scripts/test.sh sweeps only clusters whose test host is gone.
+        var root = Path.Combine(Path.GetTempPath(), $"aos-test-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..8]}");
         Directory.CreateDirectory(root);
         File.SetUnixFileMode(root, (UnixFileMode)0b111_101_101);
         var cluster = new EmbeddedCluster(Path.Combine(root, "pgdata"));
@@ -135,7 +145,7 @@ public sealed class TestCluster
         AppDomain.CurrentDomain.ProcessExit += (_, _) => tc.Shutdown();
 
         await tc.ExecSuperAsync("postgres", $"CREATE DATABASE {TemplateDatabase}");
-        await using (var conn = new NpgsqlConnection(tc.ConnectionString(TemplateDatabase)))
+        await using (var conn = new NpgsqlConnection(tc.ConnectionString(TemplateDatabase) + ";Pooling=false"))
         {
             await conn.OpenAsync();
             await KernelInstaller.InstallAsync(conn, InstallMethod.Manual);

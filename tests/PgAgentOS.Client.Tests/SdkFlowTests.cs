@@ -1,0 +1,85 @@
+using System.Text.Json.Nodes;
+using PgAgentOS.Client;
+
+namespace PgAgentOS.Client.Tests;
+
+/// <summary>The SDK end to end: a tenant, an agent, a worker-driven turn with a tool call and an approval.</summary>
+public sealed class SdkFlowTests(KernelDatabase db) : IClassFixture<KernelDatabase>
+{
+    [Fact]
+    public async Task AWorkerTurnWithAnApprovedToolCallCompletes()
+    {
+        await using var admin = new AosClient(db.DataSource(TestCluster.Admin));
+        var tenant = await admin.CreateTenantAsync("sdk-flow");
+        var app = admin.ForTenant(tenant);
+        var persona = await app.CreatePersonaAsync("helper", "You help.");
+        var agent = await app.CreateAgentAsync(tenant, "researcher", persona, ["web_search"], model: "builtin/scripted");
+        var conv = await app.StartConversationAsync(agent);
+        var turn = await app.SendMessageAsync(conv, "find asyncio docs");
+
+        await using var worker = new AosClient(db.DataSource(TestCluster.Worker));
+        var ctx = await worker.ClaimTurnAsync("w1", 30);
+        Assert.NotNull(ctx);
+        Assert.Equal(turn, ctx.TurnId);
+        Assert.Equal(tenant, ctx.TenantId);
+        Assert.NotNull(ctx.LeaseToken);
+        Assert.Equal("builtin", ctx.Model.Provider);
+        Assert.Single(ctx.Tools);
+        Assert.Equal("web_search", ctx.Tools[0].Function.Name);
+        Assert.Equal("user", ctx.Messages[0].Role);
+
+        var r = await worker.RecordResponseAsync(turn, ctx.LeaseToken, new ModelResponse
+        {
+            Thinking = "search first",
+            ToolCalls = [new ModelToolCall("call_1", "web_search", new JsonObject { ["query"] = "asyncio" })],
+            Usage = new Usage(100, 20),
+        });
+        Assert.Equal("waiting_approval", r.Status);
+        var decision = Assert.Single(r.ToolCalls);
+        Assert.Equal("awaiting_approval", decision.Status);
+        Assert.Null(decision.Ticket);
+
+        // The worker's lease is gone while the turn waits.
+        await Assert.ThrowsAsync<LeaseLostException>(() => worker.HeartbeatAsync(turn, ctx.LeaseToken!.Value));
+        Assert.Null(await worker.ClaimTurnAsync("w2"));
+
+        var pending = Assert.Single(await app.PendingApprovalsAsync());
+        Assert.Equal(decision.StepId, pending.StepId);
+        await app.ApproveStepAsync(decision.StepId, true, note: "ok");
+
+        var ctx2 = await worker.ClaimTurnAsync("w2", 30);
+        Assert.NotNull(ctx2);
+        Assert.Equal(2, ctx2.Attempt);
+        var call = Assert.Single(ctx2.ApprovedToolCalls);
+        var ticket = await worker.BeginToolExecutionAsync(turn, ctx2.LeaseToken!.Value, call.StepId, call.Name, JsonNode.Parse(call.Arguments.GetRawText())!);
+        await worker.RecordToolResultAsync(turn, "web_search", new JsonObject { ["results"] = new JsonArray("docs.python.org") },
+            leaseToken: ctx2.LeaseToken, ticket: ticket);
+        var done = await worker.RecordResponseAsync(turn, ctx2.LeaseToken, new ModelResponse { Text = "Read docs.python.org", Usage = new Usage(200, 30) });
+        Assert.Equal("completed", done.Status);
+
+        var state = await app.GetTurnStateAsync(turn);
+        Assert.Equal("completed", (string?)state["status"]);
+        Assert.Equal(350, (long)state["tokens_used"]!);
+        var steps = state["steps"]!.AsArray().Select(s => (string)s!["step_type"]!).ToList();
+        Assert.Equal(["user_message", "think", "tool_call", "tool_result", "respond"], steps);
+        Assert.True((await app.VerifyEventChainAsync()).Ok);
+        var analytics = await app.GetAgentAnalyticsAsync(agent);
+        Assert.Equal(1, (int)analytics["total_turns"]!);
+        Assert.Equal(1, (int)analytics["tool_usage"]!["web_search"]!);
+    }
+
+    [Fact]
+    public async Task KernelErrorsBecomeTypedExceptions()
+    {
+        await using var admin = new AosClient(db.DataSource(TestCluster.Admin));
+        var tenant = await admin.CreateTenantAsync("sdk-errors");
+        var app = admin.ForTenant(tenant);
+        var e = await Assert.ThrowsAsync<AosNotFoundException>(() => app.SendMessageAsync(Guid.NewGuid(), "hi"));
+        Assert.Equal("AO002", e.SqlState);
+        Assert.NotNull(e.Hint);
+        await Assert.ThrowsAsync<AosArgumentException>(() => app.CreateAgentAsync(tenant, "bad name!"));
+        var unbound = new AosClient(db.DataSource(TestCluster.App));
+        var denied = await Assert.ThrowsAsync<AosDeniedException>(() => unbound.CreateAgentAsync(tenant, "x"));
+        Assert.Equal("AO001", denied.SqlState);
+    }
+}
