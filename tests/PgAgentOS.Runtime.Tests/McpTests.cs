@@ -86,3 +86,24 @@ public static class TestWorker
         return File.Exists(candidate) ? candidate : throw new FileNotFoundException("aos-test-worker.dll was not built", candidate);
     }
 }
+
+/// <summary>MCP configuration files.</summary>
+public sealed class McpConfigTests
+{
+    [Fact]
+    public void ServersAreReadFromJson()
+    {
+        var servers = McpServerConfig.ParseJson("""
+            {"mcpServers": {
+              "files": {"command": "npx", "args": ["-y", "server-filesystem", "/srv"], "env": {"DEBUG": "1"}},
+              "tickets": {"url": "https://mcp.example.com/mcp", "headers": {"Authorization": "Bearer x"}}}}
+            """);
+        Assert.Equal("npx", servers["files"].Command);
+        Assert.Equal(["-y", "server-filesystem", "/srv"], servers["files"].Args);
+        Assert.Equal("1", servers["files"].Env["DEBUG"]);
+        Assert.Equal("https://mcp.example.com/mcp", servers["tickets"].Url);
+        Assert.Equal("Bearer x", servers["tickets"].Headers["Authorization"]);
+        Assert.Throws<FormatException>(() => McpServerConfig.ParseJson("""{"mcpServers": {"bad": {}}}"""));
+        Assert.Equal("files_read_file", PgAgentOS.Runtime.Mcp.McpCatalog.SkillKey("files", "read.file"));
+    }
+}
