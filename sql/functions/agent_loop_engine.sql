@@ -32,20 +32,31 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v record;
+    v       record;
+    v_found boolean;
 BEGIN
     IF p_lease_token IS NOT NULL THEN
         PERFORM set_config('aos.kernel_scope', 'all', true);
     END IF;
+    -- With a token, only a turn that token once leased is diagnosed (its run row carries the
+    -- token): anyone else learns nothing about a turn of another tenant, not even that it exists.
     SELECT t.turn_number, t.status AS turn_status, c.status AS conv_status, c.run_state, c.lease_token, c.lease_worker,
            c.active_turn_id, c.cur_deadline, c.cur_iteration, c.cur_max_iterations,
            (SELECT a.turn_number FROM aos_agent.turn a WHERE a.tenant_id = c.tenant_id AND a.turn_id = c.active_turn_id) AS active_number
       INTO v
       FROM aos_agent.turn t
       JOIN aos_agent.conversation c ON c.tenant_id = t.tenant_id AND c.conversation_id = t.conversation_id
-     WHERE t.turn_id = p_turn_id AND (p_lease_token IS NOT NULL OR t.tenant_id = aos_auth.current_tenant());
+     WHERE t.turn_id = p_turn_id
+       AND CASE WHEN p_lease_token IS NULL THEN t.tenant_id = aos_auth.current_tenant()
+                ELSE EXISTS (SELECT 1 FROM aos_core.run r
+                              WHERE r.tenant_id = t.tenant_id AND r.turn_id = t.turn_id AND r.lease_token = p_lease_token) END;
+    v_found := FOUND;
     PERFORM set_config('aos.kernel_scope', '', true);
-    IF NOT FOUND THEN
+    IF NOT v_found AND p_lease_token IS NOT NULL THEN
+        RAISE EXCEPTION 'the lease on turn % is no longer yours', p_turn_id
+            USING ERRCODE = 'AO004', HINT = 'Another worker took the turn over (your lease expired), or it was paused or cancelled. Stop working on it.';
+    END IF;
+    IF NOT v_found THEN
         PERFORM aos_core._not_found('turn', p_turn_id);
     END IF;
     IF v.turn_status IN ('completed', 'failed', 'cancelled', 'dead') THEN

@@ -91,6 +91,12 @@ BEGIN
         RAISE EXCEPTION 'principal type must be human, agent, service or admin, not %', coalesce(p_principal_type, 'NULL')
             USING ERRCODE = '22023', HINT = 'Pass one of human, agent, service, admin.';
     END IF;
+    -- Mapping a login decides which tenant that login may bind (set_tenant): a decision about
+    -- database accounts, which belong to the platform, not to one tenant's administrators.
+    IF p_db_role_name IS NOT NULL AND NOT aos_auth.is_platform_admin() THEN
+        RAISE EXCEPTION 'only platform administrators map logins to principals'
+            USING ERRCODE = 'AO011', HINT = 'Create the principal without a login (use API keys), or ask a platform administrator.';
+    END IF;
     IF p_db_role_name IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = p_db_role_name) THEN
         RAISE EXCEPTION 'login role % does not exist', p_db_role_name
             USING ERRCODE = '22023', HINT = 'Create the login first (CREATE ROLE ... LOGIN), or pass NULL.';

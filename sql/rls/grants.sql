@@ -94,7 +94,10 @@ GRANT INSERT, UPDATE, DELETE ON aos_persona.persona, aos_skills.skill, aos_skill
     aos_policy.policy_rule, aos_egress.allowlist TO aos_app;
 
 -- aos_admin: platform administrators (members of aos_app too) --------------------------------------
-GRANT INSERT, UPDATE ON aos_auth.tenant TO aos_admin;
+-- Column grants: the head of the tenant's event chain (event_seq, event_head) is written by the
+-- kernel only; an administrator who could rewrite it could fork or truncate the tenant's chain.
+GRANT INSERT (tenant_id, name, display_name, is_active, settings) ON aos_auth.tenant TO aos_admin;
+GRANT UPDATE (name, display_name, is_active, settings) ON aos_auth.tenant TO aos_admin;
 GRANT EXECUTE ON FUNCTION aos_auth.create_tenant TO aos_admin;
 
 -- aos_worker: only through the turns it leases ------------------------------------------------------
