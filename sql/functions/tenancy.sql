@@ -62,7 +62,7 @@ BEGIN
     RETURN v_id;
 END
 $$;
-COMMENT ON FUNCTION aos_auth.create_tenant(text, text, jsonb) IS 'Creates a tenant (platform administrators only); returns its id.';
+COMMENT ON FUNCTION aos_auth.create_tenant(text, text, jsonb) IS 'Creates a tenant (platform administrators only); returns its id. Definer rights: the new tenant''s first event is chained by the kernel; it checks that the caller is a platform administrator.';
 
 -- create_principal: SECURITY DEFINER because principals map logins to tenants (what set_tenant
 -- trusts), so only administrators of the tenant may create them; checked here.
@@ -119,7 +119,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aos_auth.create_principal(uuid, text, text, name, text, text[], jsonb) IS
-    'Creates a principal (human, agent, service, admin) in the bound tenant, optionally mapped to a login and with roles. Tenant administrators only.';
+    'Creates a principal (human, agent, service, admin) in the bound tenant, optionally mapped to a login and with roles. Tenant administrators only. Definer rights: principals map logins to tenants, which is what set_tenant trusts; it checks that the caller administers the tenant (and maps logins only for platform administrators).';
 
 -- grant_role / revoke_role: SECURITY DEFINER because role grants decide approvals and skill use;
 -- tenant administrators only, checked here.
@@ -148,7 +148,7 @@ BEGIN
     PERFORM aos_core._tenant_event(v_tenant, 'role.granted', p_principal_id, jsonb_build_object('role', p_role_key));
 END
 $$;
-COMMENT ON FUNCTION aos_auth.grant_role(uuid, text, timestamptz) IS 'Grants a role to a principal of the bound tenant (tenant administrators only).';
+COMMENT ON FUNCTION aos_auth.grant_role(uuid, text, timestamptz) IS 'Grants a role to a principal of the bound tenant (tenant administrators only). Definer rights: role grants decide approvals and skill use and are not writable by clients; it checks that the caller administers the tenant.';
 
 CREATE FUNCTION aos_auth.revoke_role(p_principal_id uuid, p_role_key text)
 RETURNS boolean
@@ -172,7 +172,7 @@ BEGIN
     RETURN v_count > 0;
 END
 $$;
-COMMENT ON FUNCTION aos_auth.revoke_role(uuid, text) IS 'Revokes a role of a principal of the bound tenant; true if it was granted.';
+COMMENT ON FUNCTION aos_auth.revoke_role(uuid, text) IS 'Revokes a role of a principal of the bound tenant; true if it was granted. Definer rights: role grants decide approvals and skill use and are not writable by clients; it checks that the caller administers the tenant.';
 
 -- create_api_key: SECURITY DEFINER because api_key is not writable by clients; the secret is
 -- returned once and only its SHA-256 is stored.
@@ -210,7 +210,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aos_auth.create_api_key(uuid, text, timestamptz) IS
-    'Creates an API key for a principal of the bound tenant and returns it (the only time it is shown; the kernel keeps its SHA-256).';
+    'Creates an API key for a principal of the bound tenant and returns it (the only time it is shown; the kernel keeps its SHA-256). Definer rights: API keys are not writable by clients; it checks the caller and stores only the key''s SHA-256.';
 
 CREATE FUNCTION aos_auth.revoke_api_key(p_key_id uuid)
 RETURNS boolean
@@ -233,7 +233,7 @@ BEGIN
     RETURN v_count > 0;
 END
 $$;
-COMMENT ON FUNCTION aos_auth.revoke_api_key(uuid) IS 'Revokes an API key of the bound tenant; true if it was active.';
+COMMENT ON FUNCTION aos_auth.revoke_api_key(uuid) IS 'Revokes an API key of the bound tenant; true if it was active. Definer rights: API keys are not writable by clients; it checks that the caller administers the tenant.';
 
 -- ---------------------------------------------------------------------------------------------
 -- Personas

@@ -114,5 +114,8 @@ GRANT EXECUTE ON FUNCTION aos_agent.claim_turn, aos_agent.heartbeat, aos_agent.r
 GRANT EXECUTE ON FUNCTION
     aos_auth.set_tenant, aos_auth.authenticate, aos_auth.clear_tenant,
     aos_agent.get_agent_analytics, aos_agent.get_hourly_activity, aos_agent.get_turn_state, aos_agent.get_conversation_history,
-    aos_agent.step_summary, aos_core.verify_event_chain, aos_core.verify_checkpoint, aos_core.format_duration
+    aos_agent.step_summary, aos_core.verify_event_chain, aos_core.verify_checkpoint, aos_core.format_duration,
+    aos_core.event_hash, aos_core.json_sha256
   TO aos_analytics;
+-- what the verifiers (invoker rights) call
+GRANT EXECUTE ON FUNCTION aos_core._checkpoint_entries TO aos_app, aos_analytics;

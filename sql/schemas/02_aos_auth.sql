@@ -369,7 +369,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aos_auth.set_tenant(uuid, boolean) IS
-    'Binds the session (or, with p_local, the transaction) to a tenant. Allowed for administrators and for logins mapped to a principal of the tenant.';
+    'Binds the session (or, with p_local, the transaction) to a tenant. Allowed for administrators and for logins mapped to a principal of the tenant. Definer rights: it signs the binding with the kernel secret and reads principals across tenants; it checks the caller itself (platform administrator, or a login mapped to a principal of the tenant).';
 
 -- authenticate: SECURITY DEFINER because it reads API keys across tenants (by the key's prefix)
 -- and signs the binding; the key itself is the proof.
@@ -403,7 +403,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aos_auth.authenticate(text, boolean) IS
-    'Binds the session (or transaction) to the tenant and principal of an API key; returns the tenant id.';
+    'Binds the session (or transaction) to the tenant and principal of an API key; returns the tenant id. Definer rights: it looks API keys up across tenants by their prefix and signs the binding with the kernel secret; the key itself is the proof.';
 
 CREATE FUNCTION aos_auth.clear_tenant()
 RETURNS void
