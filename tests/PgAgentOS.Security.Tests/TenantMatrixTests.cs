@@ -31,6 +31,18 @@ public sealed class TenantMatrixTests(TwoTenants db) : IClassFixture<TwoTenants>
         Assert.True(missing.Count == 0, "the fixture (TwoTenants) creates no rows in: " + string.Join(", ", missing));
     }
 
+    [Fact]
+    public async Task TheFingerprintOfBSeesEveryChangeOfB()
+    {
+        // The write checks compare this digest before and after: it must not be blind.
+        var before = await db.BFingerprintAsync();
+        Assert.False(string.IsNullOrEmpty(before));
+        await using var b = await db.OpenAsync(TestCluster.Admin);
+        await b.ExecAsync("SELECT aos_auth.set_tenant($1)", db.B.Tenant);
+        await b.ExecAsync("SELECT aos_agent.recall($1, 'fact')", db.B.ManualAgent);  // counts a read: one column of one row
+        Assert.NotEqual(before, await db.BFingerprintAsync());
+    }
+
     [Theory]
     [MemberData(nameof(Personas.Names), MemberType = typeof(Personas))]
     public async Task TablesShowNothingOfB(string personaName)

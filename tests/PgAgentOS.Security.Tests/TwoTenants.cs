@@ -244,7 +244,7 @@ public partial class TwoTenants : KernelDatabase
         SELECT md5(string_agg(part, '|' ORDER BY part)) FROM (
             SELECT x.rel || ':' || x.digest AS part
               FROM (SELECT c.oid::regclass::text AS rel,
-                           (xpath('/row/d/text()', query_to_xml(format(
+                           (xpath('/table/row/d/text()', query_to_xml(format(
                                'SELECT count(*) || '':'' || coalesce(md5(string_agg(t::text, '','' ORDER BY t::text)), '''') AS d FROM %s t WHERE tenant_id = %L',
                                c.oid::regclass, $1), false, false, '')))[1]::text AS digest
                       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
