@@ -263,6 +263,9 @@ public static class SecurityLogins
     /// <summary>A login of role aos_app mapped to tenant A's admin principal (in each test database).</summary>
     public const string AdminA = "t_sec_admin_a";
 
+    /// <summary>A login in PostgreSQL's pg_read_all_data (reads every table, but row-level security still applies).</summary>
+    public const string ReadAll = "t_sec_read_all";
+
     private static readonly SemaphoreSlim Lock = new(1, 1);
     private static bool _done;
 
@@ -278,6 +281,10 @@ public static class SecurityLogins
             await tc.ExecSuperAsync("postgres", $"""
                 DO $$ BEGIN
                     CREATE ROLE {AdminA} LOGIN PASSWORD '{tc.LoginPassword}' IN ROLE aos_app;
+                EXCEPTION WHEN duplicate_object THEN NULL;
+                END $$;
+                DO $$ BEGIN
+                    CREATE ROLE {ReadAll} LOGIN PASSWORD '{tc.LoginPassword}' IN ROLE pg_read_all_data;
                 EXCEPTION WHEN duplicate_object THEN NULL;
                 END $$
                 """);
