@@ -108,7 +108,9 @@ DECLARE
     v_chains integer;
     v_events bigint;
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtextextended('aos_checkpoint:' || v_tenant::text, 0));
+    -- One checkpoint at a time per tenant. A row lock on the tenant, not an advisory lock: any
+    -- session may take advisory locks, so another tenant could hold this one forever.
+    PERFORM 1 FROM aos_auth.tenant WHERE tenant_id = v_tenant FOR NO KEY UPDATE;
     SELECT * INTO v_prev FROM aos_core.checkpoint WHERE tenant_id = v_tenant ORDER BY checkpoint_no DESC LIMIT 1;
     v_no := coalesce(v_prev.checkpoint_no, 0) + 1;
     INSERT INTO aos_core.checkpoint (tenant_id, checkpoint_no, digest, chains, events)

@@ -235,6 +235,29 @@ END
 $$;
 COMMENT ON FUNCTION aos_auth.revoke_api_key(uuid) IS 'Revokes an API key of the bound tenant; true if it was active. Definer rights: API keys are not writable by clients; it checks that the caller administers the tenant.';
 
+-- remove_allowlist_entry: tenants hold no DELETE privilege on the allowlist (see grants.sql), so
+-- its administrators remove entries here.
+CREATE FUNCTION aos_egress.remove_allowlist_entry(p_allowlist_id uuid)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET aos.kernel_tenant = ''
+SET aos.kernel_scope = ''
+AS $$
+DECLARE
+    v_tenant uuid := aos_auth._enter();
+    v_count  integer;
+BEGIN
+    PERFORM aos_core._check_id(p_allowlist_id, 'allowlist id');
+    PERFORM aos_auth._require_tenant_admin(v_tenant);
+    DELETE FROM aos_egress.allowlist WHERE tenant_id = v_tenant AND allowlist_id = p_allowlist_id;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count > 0;
+END
+$$;
+COMMENT ON FUNCTION aos_egress.remove_allowlist_entry(uuid) IS
+    'Removes an entry of the bound tenant''s egress allowlist (tenant administrators); true if there was one. Definer rights: clients hold no DELETE privilege on the allowlist, because it would let them lock the table for every tenant; it checks that the caller administers the tenant.';
+
 -- ---------------------------------------------------------------------------------------------
 -- Personas
 -- ---------------------------------------------------------------------------------------------

@@ -203,6 +203,12 @@ public sealed class AuditTransactionTests(KernelDatabase db, Xunit.Abstractions.
             var (turn, token) = await ClaimedAsync();
             return AsWorker("SELECT aos_agent.turn_memory_read($1, $2, 'k')", turn, token);
         }, []);
+        yield return new("aos_egress.remove_allowlist_entry", async () =>
+        {
+            await _adm.ExecAsync("INSERT INTO aos_egress.allowlist (tenant_id, host) VALUES ($1, 'gone.example.com') ON CONFLICT DO NOTHING", _t);
+            return Admin("SELECT aos_egress.remove_allowlist_entry($1)",
+                await Q<Guid>("SELECT allowlist_id FROM aos_egress.allowlist WHERE tenant_id = $1 AND host = 'gone.example.com'", _t));
+        }, ["allowlist.delete"]);
         // direct writes clients may make (audited by triggers)
         yield return new("INSERT aos_persona.persona", async () => Admin(
             "INSERT INTO aos_persona.persona (tenant_id, name, system_prompt) VALUES ($1, $2, 'p')", _t, "pd_" + Guid.NewGuid().ToString("N")[..8]),

@@ -69,7 +69,9 @@ public sealed partial class CatalogLintTests(KernelDatabase db) : IClassFixture<
     {
         None(await ViolationsAsync("""
             SELECT r.rolname || ' may read aos_auth.kernel_secret' FROM pg_roles r
-             WHERE NOT r.rolsuper AND r.rolname <> 'aos_owner' AND r.rolname NOT IN ('pg_read_all_data', 'pg_write_all_data')
+             WHERE NOT r.rolsuper AND r.rolname <> 'aos_owner'
+               -- pg_read_all_data and pg_write_all_data (and their members) are fenced by the policy checked below
+               AND NOT pg_has_role(r.oid, 'pg_read_all_data', 'MEMBER') AND NOT pg_has_role(r.oid, 'pg_write_all_data', 'MEMBER')
                AND (has_table_privilege(r.oid, 'aos_auth.kernel_secret', 'SELECT') OR has_any_column_privilege(r.oid, 'aos_auth.kernel_secret', 'SELECT'))
             UNION ALL
             -- pg_read_all_data reads every table it is not fenced from: row-level security fences the secret
@@ -265,6 +267,13 @@ public sealed partial class CatalogLintTests(KernelDatabase db) : IClassFixture<
               FROM pg_namespace n, unnest($1::text[] || ARRAY['public']) r
              WHERE n.nspname LIKE 'aos\_%' AND has_schema_privilege(r, n.oid, 'CREATE')
             UNION ALL
+            -- table-level UPDATE or DELETE also allows LOCK TABLE in every mode: one tenant could
+            -- stop all others (platform administrators are trusted with it)
+            SELECT r || ' has table-level ' || priv || ' on ' || c.oid::regclass || ' (so it may LOCK the table for every tenant)'
+              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,
+                   unnest(ARRAY['aos_app', 'aos_worker', 'aos_analytics', 'public']) r, unnest(ARRAY['UPDATE', 'DELETE']) priv
+             WHERE n.nspname LIKE 'aos\_%' AND c.relkind IN ('r', 'p') AND has_table_privilege(r, c.oid, priv)
+            UNION ALL
             SELECT 'PUBLIC may use schema ' || n.nspname FROM pg_namespace n
              WHERE n.nspname LIKE 'aos\_%' AND has_schema_privilege('public', n.oid, 'USAGE')
             """, (object)ClientRoles), "privileges past row-level security");
@@ -308,6 +317,7 @@ public sealed partial class CatalogLintTests(KernelDatabase db) : IClassFixture<
             ALTER FUNCTION aos_core.format_duration(bigint) RESET search_path;
             ALTER FUNCTION aos_core.max_content_bytes() OWNER TO t_admin;
             GRANT TRIGGER ON aos_core.event_log TO aos_app;
+            GRANT DELETE ON aos_policy.policy_rule TO aos_app;
             GRANT SELECT ON aos_auth.kernel_secret TO aos_analytics;
             DROP INDEX aos_egress.request_created_idx;
             ALTER TABLE aos_egress.request DROP CONSTRAINT request_pkey;
@@ -333,6 +343,7 @@ public sealed partial class CatalogLintTests(KernelDatabase db) : IClassFixture<
             await Catches(EveryKernelObjectIsOwnedByAosOwner, "aos_core.max_content_bytes");
             await Catches(ClientRolesAndTheirLoginsAreNotSuperuserBypassRlsOrOwners, "t_admin");
             await Catches(ClientsHoldNoPrivilegeThatReachesPastRowLevelSecurity, "TRIGGER on aos_core.event_log");
+            await Catches(ClientsHoldNoPrivilegeThatReachesPastRowLevelSecurity, "table-level DELETE on aos_policy.policy_rule");
             await Catches(TheKernelSecretIsReadableByTheOwnerOnly, "aos_analytics may read");
             await Catches(TenantIdLeadsThePrimaryKeyAndAnIndexOfEveryTenantTable, "aos_egress.request");
         }

@@ -167,6 +167,7 @@ public sealed class FunctionMatrixTests(TwoTenants db, Xunit.Abstractions.ITestO
     {
         await using var su = await db.OpenAsync(null);
         var keyIds = (await su.ColumnAsync("SELECT key_id::text FROM aos_auth.api_key WHERE tenant_id = $1 ORDER BY 1", db.B.Tenant)).Select(Guid.Parse).ToList();
+        var allowlist = (await su.ColumnAsync("SELECT allowlist_id::text FROM aos_egress.allowlist WHERE tenant_id = $1 ORDER BY 1", db.B.Tenant)).Select(Guid.Parse).ToList();
         var b = db.B;
         var principals = b.Principals.ToList();
         return new Dictionary<string, List<Guid>>(StringComparer.Ordinal)
@@ -187,6 +188,7 @@ public sealed class FunctionMatrixTests(TwoTenants db, Xunit.Abstractions.ITestO
             ["p_by"] = principals,
             ["p_parent_step_id"] = b.ToolSteps.ToList(),
             ["p_key_id"] = keyIds,
+            ["p_allowlist_id"] = allowlist,
             ["p_ticket"] = [b.Ticket],
             ["p_entity_id"] = [b.TurnDone],
             ["p_id"] = b.Turns.ToList(),

@@ -207,8 +207,37 @@ public sealed class TenantMatrixTests(TwoTenants db) : IClassFixture<TwoTenants>
         Assert.Equal(before, await db.BFingerprintAsync());
     }
 
+    [Theory]
+    [MemberData(nameof(Personas.Names), MemberType = typeof(Personas))]
+    public async Task NoTenantCanLockATableAgainstTheOthers(string personaName)
+    {
+        // Row-level security does not apply to LOCK TABLE: a strong table lock held by one
+        // tenant's session would stop every other tenant. Only platform administrators (trusted)
+        // may take one, on the tables they maintain.
+        var p = Personas.Get(personaName);
+        if (p.IsPlatformAdmin)
+        {
+            return;
+        }
+        await using var su = await db.OpenAsync(null);
+        var problems = new List<string>();
+        await using var conn = await p.OpenAsync(db);
+        foreach (var rel in await AllTablesAsync(su))
+        {
+            foreach (var mode in new[] { "SHARE", "EXCLUSIVE", "ACCESS EXCLUSIVE" })
+            {
+                var outcome = await InRolledBackTransactionAsync(conn, $"LOCK TABLE {rel} IN {mode} MODE NOWAIT", null);
+                if (outcome != "42501")
+                {
+                    problems.Add($"LOCK TABLE {rel} IN {mode} MODE: {outcome}");
+                }
+            }
+        }
+        Assert.True(problems.Count == 0, $"{p} can lock tables:\n" + string.Join("\n", problems));
+    }
+
     /// <summary>Runs a statement in a transaction that is rolled back; returns the rows affected, or the SQLSTATE.</summary>
-    private async Task<string> InRolledBackTransactionAsync(NpgsqlConnection? conn, string sql, object arg, Persona? persona = null)
+    private async Task<string> InRolledBackTransactionAsync(NpgsqlConnection? conn, string sql, object? arg, Persona? persona = null)
     {
         NpgsqlConnection? own = null;
         if (conn is null)
@@ -221,7 +250,7 @@ public sealed class TenantMatrixTests(TwoTenants db) : IClassFixture<TwoTenants>
             await using var tx = await conn.BeginTransactionAsync();
             try
             {
-                var n = await conn.ExecAsync(sql, arg);
+                var n = arg is null ? await conn.ExecAsync(sql) : await conn.ExecAsync(sql, arg);
                 return n.ToString(System.Globalization.CultureInfo.InvariantCulture);
             }
             catch (PostgresException e)
