@@ -7,7 +7,7 @@
 --     (principal.db_role_name). Anyone else is refused (AO011).
 --   * aos_auth.authenticate(api_key) binds the tenant and principal the key belongs to.
 --   * The binding is three settings: aos.tenant_id, aos.principal_id and aos.binding, an
---     HMAC-SHA256 over them, the backend pid and the session user, keyed with a secret only the
+--     HMAC-SHA256 over them, the backend pid and start time and the session user, keyed with a secret only the
 --     kernel owner can read. A client that sets aos.tenant_id itself gets no tenant: the
 --     signature does not verify. No valid binding means no rows (policies compare to NULL).
 --   * Inside kernel functions (SECURITY DEFINER, owned by aos_owner) the tenant is the one the
