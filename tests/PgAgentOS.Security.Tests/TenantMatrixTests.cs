@@ -151,11 +151,20 @@ public sealed class TenantMatrixTests(TwoTenants db) : IClassFixture<TwoTenants>
                         AND has_column_privilege($2, $1::regclass, attnum, 'UPDATE') ORDER BY attnum LIMIT 1),
                     'tenant_id')
                 """, rel, p.Login);
+            // one of B's rows by its key, without naming the tenant
+            var byKey = await su.ScalarAsync<string>($"""
+                SELECT string_agg(format('%I::text = %L', a.attname, (to_jsonb(t) ->> a.attname)), ' AND ')
+                  FROM (SELECT * FROM {rel} WHERE tenant_id = $1 LIMIT 1) t,
+                       pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+                 WHERE i.indrelid = '{rel}'::regclass AND i.indisprimary AND (a.attname <> 'tenant_id' OR i.indnatts = 1)
+                """, db.B.Tenant);
             var statements = new[]
             {
                 $"UPDATE {rel} SET {Q(col)} = {Q(col)} WHERE tenant_id = $1",
                 $"DELETE FROM {rel} WHERE tenant_id = $1",
                 $"UPDATE {rel} SET tenant_id = $1 WHERE tenant_id <> $1",
+                $"UPDATE {rel} SET {Q(col)} = {Q(col)} WHERE {byKey} AND $1::uuid IS NOT NULL",
+                $"DELETE FROM {rel} WHERE {byKey} AND $1::uuid IS NOT NULL",
             };
             foreach (var sql in statements)
             {
