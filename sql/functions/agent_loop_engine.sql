@@ -32,20 +32,31 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v record;
+    v       record;
+    v_found boolean;
 BEGIN
     IF p_lease_token IS NOT NULL THEN
         PERFORM set_config('aos.kernel_scope', 'all', true);
     END IF;
+    -- With a token, only a turn that token once leased is diagnosed (its run row carries the
+    -- token): anyone else learns nothing about a turn of another tenant, not even that it exists.
     SELECT t.turn_number, t.status AS turn_status, c.status AS conv_status, c.run_state, c.lease_token, c.lease_worker,
            c.active_turn_id, c.cur_deadline, c.cur_iteration, c.cur_max_iterations,
            (SELECT a.turn_number FROM aos_agent.turn a WHERE a.tenant_id = c.tenant_id AND a.turn_id = c.active_turn_id) AS active_number
       INTO v
       FROM aos_agent.turn t
       JOIN aos_agent.conversation c ON c.tenant_id = t.tenant_id AND c.conversation_id = t.conversation_id
-     WHERE t.turn_id = p_turn_id AND (p_lease_token IS NOT NULL OR t.tenant_id = aos_auth.current_tenant());
+     WHERE t.turn_id = p_turn_id
+       AND CASE WHEN p_lease_token IS NULL THEN t.tenant_id = aos_auth.current_tenant()
+                ELSE EXISTS (SELECT 1 FROM aos_core.run r
+                              WHERE r.tenant_id = t.tenant_id AND r.turn_id = t.turn_id AND r.lease_token = p_lease_token) END;
+    v_found := FOUND;
     PERFORM set_config('aos.kernel_scope', '', true);
-    IF NOT FOUND THEN
+    IF NOT v_found AND p_lease_token IS NOT NULL THEN
+        RAISE EXCEPTION 'the lease on turn % is no longer yours', p_turn_id
+            USING ERRCODE = 'AO004', HINT = 'Another worker took the turn over (your lease expired), or it was paused or cancelled. Stop working on it.';
+    END IF;
+    IF NOT v_found THEN
         PERFORM aos_core._not_found('turn', p_turn_id);
     END IF;
     IF v.turn_status IN ('completed', 'failed', 'cancelled', 'dead') THEN
@@ -953,7 +964,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aos_agent.record_response(uuid, uuid, jsonb) IS
-    'Records one model response in one transaction: {"thinking", "tool_calls": [{"id","name","arguments"}], "text", "final", "usage"}. Returns the decision (and execution ticket) of each tool call, and the turn''s new status.';
+    'Records one model response in one transaction: {"thinking", "tool_calls": [{"id","name","arguments"}], "text", "final", "usage"}. Returns the decision (and execution ticket) of each tool call, and the turn''s new status. Definer rights: steps, events and the conversation''s counters are written only by the kernel; the tenant comes from the lease token or from the session''s binding, never from an argument.';
 
 CREATE FUNCTION aos_agent.record_thinking(p_turn_id uuid, p_reasoning text, p_next_action text DEFAULT NULL, p_lease_token uuid DEFAULT NULL)
 RETURNS uuid
@@ -972,7 +983,7 @@ BEGIN
               -> 'step_ids' ->> 0)::uuid;
 END
 $$;
-COMMENT ON FUNCTION aos_agent.record_thinking(uuid, text, text, uuid) IS 'Records a thinking step (the model''s reasoning) of a turn; returns the step id.';
+COMMENT ON FUNCTION aos_agent.record_thinking(uuid, text, text, uuid) IS 'Records a thinking step (the model''s reasoning) of a turn; returns the step id. Definer rights: steps, events and the conversation''s counters are written only by the kernel; the tenant comes from the lease token or from the session''s binding, never from an argument.';
 
 CREATE FUNCTION aos_agent.process_tool_call(p_turn_id uuid, p_tool_name text, p_tool_input jsonb,
                                             p_lease_token uuid DEFAULT NULL, p_call_id text DEFAULT NULL)
@@ -995,7 +1006,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aos_agent.process_tool_call(uuid, text, jsonb, uuid, text) IS
-    'Records a tool call and decides it: status approved (run it; workers get a ticket), awaiting_approval (the turn waits for approve_step) or rejected (with the reason).';
+    'Records a tool call and decides it: status approved (run it; workers get a ticket), awaiting_approval (the turn waits for approve_step) or rejected (with the reason). Definer rights: steps, decisions, tickets and events are written only by the kernel; the tenant comes from the lease token or from the session''s binding, never from an argument.';
 
 CREATE FUNCTION aos_agent.complete_turn(p_turn_id uuid, p_assistant_message text, p_tokens_used integer DEFAULT 0,
                                         p_cost_usd numeric DEFAULT NULL, p_lease_token uuid DEFAULT NULL,
@@ -1020,7 +1031,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aos_agent.complete_turn(uuid, text, integer, numeric, uuid, jsonb, text) IS
-    'Completes a turn with the agent''s answer and its usage (tokens; cost computed from the model registry when not given).';
+    'Completes a turn with the agent''s answer and its usage (tokens; cost computed from the model registry when not given). Definer rights: steps, events and the conversation''s counters are written only by the kernel; the tenant comes from the lease token or from the session''s binding, never from an argument.';
 
 CREATE FUNCTION aos_agent.begin_tool_execution(p_turn_id uuid, p_lease_token uuid, p_step_id uuid, p_tool_name text, p_arguments jsonb)
 RETURNS uuid
@@ -1065,7 +1076,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aos_agent.begin_tool_execution(uuid, uuid, uuid, text, jsonb) IS
-    'Issues the ticket that lets a worker run an approved tool call: only for that step, that tool and exactly the approved arguments.';
+    'Issues the ticket that lets a worker run an approved tool call: only for that step, that tool and exactly the approved arguments. Definer rights: tickets (tool_execution rows) are issued only by the kernel, and only for calls an approval covers; the tenant comes from the lease token or from the session''s binding.';
 
 CREATE FUNCTION aos_agent.record_tool_result(p_turn_id uuid, p_tool_name text, p_output jsonb, p_success boolean DEFAULT true,
                                              p_error_message text DEFAULT NULL, p_lease_token uuid DEFAULT NULL,
@@ -1140,7 +1151,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aos_agent.record_tool_result(uuid, text, jsonb, boolean, text, uuid, uuid, uuid) IS
-    'Records the result of an approved tool call (workers present the execution ticket); returns the tool_result step id.';
+    'Records the result of an approved tool call (workers present the execution ticket); returns the tool_result step id. Definer rights: steps, tickets and events are written only by the kernel; the tenant comes from the lease token or from the session''s binding, never from an argument.';
 
 -- ---------------------------------------------------------------------------------------------
 -- The turn queue: claim, run_turn, heartbeat, release, fail, cancel
@@ -1320,7 +1331,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aos_agent.claim_turn(text, integer, uuid) IS
-    'A worker takes the next runnable turn (FOR UPDATE SKIP LOCKED; expired leases first), with a lease token and expiry on the database clock. Returns the turn''s context, or NULL.';
+    'A worker takes the next runnable turn (FOR UPDATE SKIP LOCKED; expired leases first), with a lease token and expiry on the database clock. Returns the turn''s context, or NULL. Definer rights: the queue spans tenants (kernel scope); it checks that the caller is a worker or a platform administrator, and hands out one turn with its lease.';
 
 -- run_turn: the spec's entry point for driving a turn. With a lease token it only returns the
 -- context (for the worker holding it). Without one the caller drives the turn by hand: it takes
@@ -1385,7 +1396,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aos_agent.run_turn(uuid, uuid) IS
-    'Everything an LLM call for the turn needs (system prompt, messages in chat format, tools as JSON-Schema functions, model and parameters, budget, approved tool calls). Without a lease token it takes the turn to drive it by hand.';
+    'Everything an LLM call for the turn needs (system prompt, messages in chat format, tools as JSON-Schema functions, model and parameters, budget, approved tool calls). Without a lease token it takes the turn to drive it by hand. Definer rights: it takes the turn (lease, run, event) and reads its context; the tenant comes from the lease token or from the session''s binding, never from an argument.';
 
 CREATE FUNCTION aos_agent.heartbeat(p_turn_id uuid, p_lease_token uuid, p_lease_seconds integer DEFAULT 30)
 RETURNS timestamptz
@@ -1414,7 +1425,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aos_agent.heartbeat(uuid, uuid, integer) IS
-    'Extends a worker''s lease on a turn (database clock); refused with AO004 once the lease is lost, AO008 when the conversation was paused.';
+    'Extends a worker''s lease on a turn (database clock); refused with AO004 once the lease is lost, AO008 when the conversation was paused. Definer rights: leases are kernel state that clients cannot write; only the holder of the lease token can extend it.';
 
 CREATE FUNCTION aos_agent.release_turn(p_turn_id uuid, p_lease_token uuid, p_reason text DEFAULT NULL)
 RETURNS void
@@ -1442,7 +1453,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aos_agent.release_turn(uuid, uuid, text) IS
-    'A worker hands a turn back cleanly (for example when shutting down): it becomes claimable at once and no failure is counted.';
+    'A worker hands a turn back cleanly (for example when shutting down): it becomes claimable at once and no failure is counted. Definer rights: leases, runs and events are kernel state that clients cannot write; only the holder of the lease token can release it.';
 
 CREATE FUNCTION aos_agent.fail_turn(p_turn_id uuid, p_error_message text, p_lease_token uuid DEFAULT NULL,
                                     p_details jsonb DEFAULT NULL, p_retry boolean DEFAULT false)
@@ -1486,4 +1497,4 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aos_agent.fail_turn(uuid, text, uuid, jsonb, boolean) IS
-    'Records an error and fails the turn; with p_retry and attempts left, the turn is queued again instead (returns retry or failed).';
+    'Records an error and fails the turn; with p_retry and attempts left, the turn is queued again instead (returns retry or failed). Definer rights: steps, events and the conversation''s counters are written only by the kernel; the tenant comes from the lease token or from the session''s binding, never from an argument.';

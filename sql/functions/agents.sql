@@ -263,7 +263,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aos_agent.create_agent(uuid, text, uuid, text[], jsonb, text, text, text, uuid) IS
-    'Creates an agent in the bound tenant: persona, tools (skills its role may use), configuration (approval, budgets, dispatch) and model (provider/name); returns its id.';
+    'Creates an agent in the bound tenant: persona, tools (skills its role may use), configuration (approval, budgets, dispatch) and model (provider/name); returns its id. Definer rights: agents are written only through create_agent and update_agent, with their checks, and each change is chained into the event log; it acts only for the session''s tenant.';
 
 -- SECURITY DEFINER for the same reason as create_agent.
 CREATE FUNCTION aos_agent.update_agent(
@@ -305,7 +305,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aos_agent.update_agent(uuid, uuid, text[], jsonb, text, boolean, text) IS
-    'Changes an agent: persona, tools, configuration (merged into the current one), model, active flag. NULL leaves a field as it is.';
+    'Changes an agent: persona, tools, configuration (merged into the current one), model, active flag. NULL leaves a field as it is. Definer rights: agents are written only through create_agent and update_agent, with their checks, and each change is chained into the event log; it acts only for the session''s tenant.';
 
 -- ---------------------------------------------------------------------------------------------
 -- start_conversation / send_message
@@ -349,7 +349,7 @@ BEGIN
     RETURN v_id;
 END
 $$;
-COMMENT ON FUNCTION aos_agent.start_conversation(uuid, uuid, jsonb, text) IS 'Starts a conversation with an agent of the bound tenant; returns its id.';
+COMMENT ON FUNCTION aos_agent.start_conversation(uuid, uuid, jsonb, text) IS 'Starts a conversation with an agent of the bound tenant; returns its id. Definer rights: conversations (their dispatch state and event chain) are written only by the kernel; it acts only for the session''s tenant.';
 
 -- SECURITY DEFINER: creates the turn and its first step, advances the conversation's dispatch
 -- state and event chain, none of which clients may write directly.
@@ -444,4 +444,4 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aos_agent.send_message(uuid, text, jsonb) IS
-    'Sends a user message: creates the next turn of the conversation (queued for a worker, or for you to drive with run_turn); returns the turn id.';
+    'Sends a user message: creates the next turn of the conversation (queued for a worker, or for you to drive with run_turn); returns the turn id. Definer rights: it creates the turn and its first step and advances the conversation''s dispatch state and event chain, none of which clients may write; it acts only for the session''s tenant.';

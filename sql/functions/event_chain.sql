@@ -8,17 +8,15 @@
 -- exports a digest over the chain heads; verify_checkpoint later proves that every exported
 -- head is still in the log (docs/security.md).
 
+-- Invoker rights: everything it reads (the log, the chain heads on conversations and tenants,
+-- the steps) is readable by the caller under row-level security, so it needs no more.
 CREATE FUNCTION aos_core.verify_event_chain(p_tenant_id uuid DEFAULT NULL, p_chain_id uuid DEFAULT NULL)
 RETURNS jsonb
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
-SET aos.kernel_tenant = ''
-SET aos.kernel_scope = ''
 AS $$
--- SECURITY DEFINER: it reads the whole log and the chain heads of the bound tenant, including
--- columns clients cannot select; it only ever reads the session's own tenant.
 DECLARE
-    v_tenant uuid := aos_auth._enter();
+    v_tenant uuid := aos_auth._require_tenant();
     v_bad    record;
     v_counts record;
 BEGIN
@@ -110,7 +108,9 @@ DECLARE
     v_chains integer;
     v_events bigint;
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtextextended('aos_checkpoint:' || v_tenant::text, 0));
+    -- One checkpoint at a time per tenant. A row lock on the tenant, not an advisory lock: any
+    -- session may take advisory locks, so another tenant could hold this one forever.
+    PERFORM 1 FROM aos_auth.tenant WHERE tenant_id = v_tenant FOR NO KEY UPDATE;
     SELECT * INTO v_prev FROM aos_core.checkpoint WHERE tenant_id = v_tenant ORDER BY checkpoint_no DESC LIMIT 1;
     v_no := coalesce(v_prev.checkpoint_no, 0) + 1;
     INSERT INTO aos_core.checkpoint (tenant_id, checkpoint_no, digest, chains, events)
@@ -134,31 +134,39 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aos_core.create_checkpoint() IS
-    'Seals the current heads of the bound tenant''s event chains into a digest. Store the returned JSON outside the database (aos verify --export).';
+    'Seals the current heads of the bound tenant''s event chains into a digest. Store the returned JSON outside the database (aos verify --export). Definer rights: checkpoint tables are not writable by clients; it seals only the session''s tenant.';
 
+-- Invoker rights, like verify_event_chain: the checkpoint tables and the log are readable by the
+-- caller for its own tenant.
 CREATE FUNCTION aos_core.verify_checkpoint(p_checkpoint jsonb)
 RETURNS jsonb
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
-SET aos.kernel_tenant = ''
-SET aos.kernel_scope = ''
 AS $$
--- SECURITY DEFINER: reads the checkpoint tables and the log of the bound tenant only.
 DECLARE
-    v_tenant uuid := aos_auth._enter();
+    v_tenant uuid := aos_auth._require_tenant();
     v_no     bigint;
     v_digest bytea := '\x';
     v_k      bigint;
     v_bad    record;
+    v_chain  jsonb;
 BEGIN
     PERFORM aos_core._check_json(p_checkpoint, 'checkpoint', 'object', 65536);
-    IF NOT (p_checkpoint ? 'tenant_id' AND p_checkpoint ? 'checkpoint_no' AND p_checkpoint ? 'digest') THEN
+    -- A forged checkpoint must not slip through a NULL comparison: every field is required and typed.
+    IF jsonb_typeof(p_checkpoint -> 'tenant_id') IS DISTINCT FROM 'string'
+       OR jsonb_typeof(p_checkpoint -> 'checkpoint_no') IS DISTINCT FROM 'number'
+       OR jsonb_typeof(p_checkpoint -> 'digest') IS DISTINCT FROM 'string' THEN
         RAISE EXCEPTION 'a checkpoint needs tenant_id, checkpoint_no and digest' USING ERRCODE = '22023',
             HINT = 'Pass the JSON that aos_core.create_checkpoint returned.';
     END IF;
-    IF (p_checkpoint ->> 'tenant_id')::uuid <> v_tenant THEN
+    IF (p_checkpoint ->> 'tenant_id')::uuid IS DISTINCT FROM v_tenant THEN
         RAISE EXCEPTION 'the checkpoint belongs to tenant %, not to the bound tenant', p_checkpoint ->> 'tenant_id'
             USING ERRCODE = 'AO011', HINT = 'Bind that tenant first.';
+    END IF;
+    IF (p_checkpoint ->> 'checkpoint_no')::numeric <> trunc((p_checkpoint ->> 'checkpoint_no')::numeric)
+       OR (p_checkpoint ->> 'checkpoint_no')::numeric NOT BETWEEN 1 AND 9223372036854775807 THEN
+        RAISE EXCEPTION 'checkpoint_no must be a whole number of at least 1, got %', p_checkpoint -> 'checkpoint_no'
+            USING ERRCODE = '22023', HINT = 'Pass the JSON that aos_core.create_checkpoint returned.';
     END IF;
     v_no := (p_checkpoint ->> 'checkpoint_no')::bigint;
     IF NOT EXISTS (SELECT 1 FROM aos_core.checkpoint WHERE tenant_id = v_tenant AND checkpoint_no = v_no) THEN
@@ -167,7 +175,7 @@ BEGIN
     FOR v_k IN 1 .. v_no LOOP
         v_digest := sha256(v_digest || sha256(convert_to(aos_core._checkpoint_entries(v_tenant, v_k), 'UTF8')));
     END LOOP;
-    IF encode(v_digest, 'hex') <> p_checkpoint ->> 'digest' THEN
+    IF encode(v_digest, 'hex') IS DISTINCT FROM lower(p_checkpoint ->> 'digest') THEN
         RETURN jsonb_build_object('ok', false, 'checkpoint_no', v_no,
             'reason', 'the checkpoint records in the database do not produce the exported digest (they were altered)');
     END IF;
@@ -183,8 +191,15 @@ BEGIN
     IF FOUND THEN
         RETURN jsonb_build_object('ok', false, 'checkpoint_no', v_no, 'chain_id', v_bad.chain_id, 'seq', v_bad.seq, 'reason', v_bad.reason);
     END IF;
+    -- The heads are still there; the links that lead to them must still hold too (a prefix of
+    -- the current chain), so the whole log is verified as well.
+    v_chain := aos_core.verify_event_chain();
+    IF NOT (v_chain ->> 'ok')::boolean THEN
+        RETURN jsonb_build_object('ok', false, 'checkpoint_no', v_no, 'chain_id', v_chain #> '{first_bad,chain_id}',
+            'seq', v_chain #> '{first_bad,seq}', 'reason', 'the event log fails verification: ' || (v_chain #>> '{first_bad,reason}'));
+    END IF;
     RETURN jsonb_build_object('ok', true, 'checkpoint_no', v_no);
 END
 $$;
 COMMENT ON FUNCTION aos_core.verify_checkpoint(jsonb) IS
-    'Checks an exported checkpoint against the database: the digest still follows from the stored checkpoints, and every head it covered is still in the log.';
+    'Checks an exported checkpoint against the database: the digest still follows from the stored checkpoints, every head it covered is still in the log, and the log still verifies (verify_event_chain).';

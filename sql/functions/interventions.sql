@@ -116,7 +116,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aos_agent.approve_step(uuid, boolean, uuid, text) IS
-    'Approves (true) or rejects (false) a tool call waiting for a decision. One decision per call; the approver needs the admin or approver role.';
+    'Approves (true) or rejects (false) a tool call waiting for a decision. One decision per call; the approver needs the admin or approver role. Definer rights: decisions, steps and events are written only by the kernel; it checks the approver''s role in the session''s tenant.';
 
 CREATE FUNCTION aos_agent.bulk_approve_tools(p_step_ids uuid[], p_admin_id uuid DEFAULT NULL, p_note text DEFAULT NULL)
 RETURNS integer
@@ -163,7 +163,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aos_agent.bulk_approve_tools(uuid[], uuid, text) IS
-    'Approves several waiting tool calls at once (all or nothing); returns how many.';
+    'Approves several waiting tool calls at once (all or nothing); returns how many. Definer rights: decisions, steps and events are written only by the kernel; it checks the approver''s role and that every step is in the session''s tenant.';
 
 CREATE FUNCTION aos_agent.inject_message(p_conversation_id uuid, p_message text, p_admin_id uuid DEFAULT NULL,
                                          p_message_type text DEFAULT 'system')
@@ -212,7 +212,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aos_agent.inject_message(uuid, text, uuid, text) IS
-    'Adds a message (system instruction or user words) to the conversation; the model sees it from its next call on. Returns the step id.';
+    'Adds a message (system instruction or user words) to the conversation; the model sees it from its next call on. Returns the step id. Definer rights: it writes a step, an observation and an event, which clients cannot write; it checks the caller''s role in the session''s tenant.';
 
 CREATE FUNCTION aos_agent.override_response(p_turn_id uuid, p_new_response text, p_admin_id uuid DEFAULT NULL, p_reason text DEFAULT NULL)
 RETURNS uuid
@@ -256,7 +256,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aos_agent.override_response(uuid, text, uuid, text) IS
-    'Records a corrected answer for a completed turn (an override step): the original stays in the history; later model calls see the correction.';
+    'Records a corrected answer for a completed turn (an override step): the original stays in the history; later model calls see the correction. Definer rights: it writes a step, an observation and an event, which clients cannot write; it checks the caller''s role in the session''s tenant.';
 
 CREATE FUNCTION aos_agent.pause_conversation(p_conversation_id uuid, p_reason text DEFAULT NULL)
 RETURNS void
@@ -304,7 +304,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aos_agent.pause_conversation(uuid, text) IS
-    'Pauses a conversation: no turn of it runs until it is resumed; a worker running its turn is stopped at its next write (AO008).';
+    'Pauses a conversation: no turn of it runs until it is resumed; a worker running its turn is stopped at its next write (AO008). Definer rights: it changes the conversation''s dispatch state and writes a step and an event, which clients cannot write; it acts only for the session''s tenant.';
 
 CREATE FUNCTION aos_agent.resume_conversation(p_conversation_id uuid)
 RETURNS void
@@ -344,7 +344,7 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION aos_agent.resume_conversation(uuid) IS 'Resumes a paused conversation: its turn is queued for a worker again (or goes back to its manual driver).';
+COMMENT ON FUNCTION aos_agent.resume_conversation(uuid) IS 'Resumes a paused conversation: its turn is queued for a worker again (or goes back to its manual driver). Definer rights: it changes the conversation''s dispatch state and writes a step and an event, which clients cannot write; it acts only for the session''s tenant.';
 
 CREATE FUNCTION aos_agent.cancel_turn(p_turn_id uuid, p_reason text DEFAULT NULL)
 RETURNS void
@@ -371,7 +371,7 @@ BEGIN
     PERFORM aos_agent._finish_turn(v_tenant, p_turn_id, 'cancelled', NULL, 'cancelled' || coalesce(': ' || p_reason, ''), clock_timestamp());
 END
 $$;
-COMMENT ON FUNCTION aos_agent.cancel_turn(uuid, text) IS 'Cancels a turn that has not finished; a worker running it is stopped at its next write.';
+COMMENT ON FUNCTION aos_agent.cancel_turn(uuid, text) IS 'Cancels a turn that has not finished; a worker running it is stopped at its next write. Definer rights: it ends the turn (turn, steps, runs, tickets, events), which clients cannot write; it acts only for the session''s tenant.';
 
 CREATE FUNCTION aos_agent.close_conversation(p_conversation_id uuid)
 RETURNS void
@@ -400,7 +400,7 @@ BEGIN
     PERFORM aos_core._conversation_event(v_tenant, p_conversation_id, 'conversation.closed', p_conversation_id, NULL, '{}');
 END
 $$;
-COMMENT ON FUNCTION aos_agent.close_conversation(uuid) IS 'Closes an idle conversation: it takes no more messages.';
+COMMENT ON FUNCTION aos_agent.close_conversation(uuid) IS 'Closes an idle conversation: it takes no more messages. Definer rights: it changes the conversation and writes an event, which clients cannot write; it acts only for the session''s tenant.';
 
 -- ---------------------------------------------------------------------------------------------
 -- Observations: ratings, flags, notes
@@ -478,7 +478,7 @@ BEGIN
         coalesce(jsonb_build_object('aspects', p_aspects), '{}'), p_score, NULL, NULL, p_turn_id, NULL);
 END
 $$;
-COMMENT ON FUNCTION aos_agent.rate_turn(uuid, uuid, integer, jsonb) IS 'Rates a turn from 1 to 5, optionally per aspect ({"accuracy": 4, ...}); returns the observation id.';
+COMMENT ON FUNCTION aos_agent.rate_turn(uuid, uuid, integer, jsonb) IS 'Rates a turn from 1 to 5, optionally per aspect ({"accuracy": 4, ...}); returns the observation id. Definer rights: observations and their events are written only by the kernel; it acts only for the session''s tenant.';
 
 CREATE FUNCTION aos_agent.flag_issue(p_admin_id uuid, p_severity text, p_reason text, p_step_id uuid DEFAULT NULL,
                                      p_turn_id uuid DEFAULT NULL, p_conversation_id uuid DEFAULT NULL)
@@ -500,7 +500,7 @@ BEGIN
         jsonb_build_object('reason', p_reason), NULL, p_severity, p_conversation_id, p_turn_id, p_step_id);
 END
 $$;
-COMMENT ON FUNCTION aos_agent.flag_issue(uuid, text, text, uuid, uuid, uuid) IS 'Flags a problem with a step, turn or conversation, with a severity; returns the observation id.';
+COMMENT ON FUNCTION aos_agent.flag_issue(uuid, text, text, uuid, uuid, uuid) IS 'Flags a problem with a step, turn or conversation, with a severity; returns the observation id. Definer rights: observations and their events are written only by the kernel; it acts only for the session''s tenant.';
 
 CREATE FUNCTION aos_agent.add_observation(p_observer_id uuid, p_observation_type text, p_content jsonb,
                                           p_conversation_id uuid DEFAULT NULL, p_turn_id uuid DEFAULT NULL, p_step_id uuid DEFAULT NULL)
@@ -522,7 +522,7 @@ BEGIN
                               NULL, NULL, p_conversation_id, p_turn_id, p_step_id);
 END
 $$;
-COMMENT ON FUNCTION aos_agent.add_observation(uuid, text, jsonb, uuid, uuid, uuid) IS 'Adds an admin note (or correction, intervention record) about a step, turn or conversation.';
+COMMENT ON FUNCTION aos_agent.add_observation(uuid, text, jsonb, uuid, uuid, uuid) IS 'Adds an admin note (or correction, intervention record) about a step, turn or conversation. Definer rights: observations and their events are written only by the kernel; it acts only for the session''s tenant.';
 
 -- ---------------------------------------------------------------------------------------------
 -- Reading a turn and a conversation
@@ -637,7 +637,7 @@ BEGIN
     RETURN aos_agent._remember(aos_auth._enter(), p_agent_id, p_key, p_value, p_memory_type, p_importance, p_conversation_id, p_embedding);
 END
 $$;
-COMMENT ON FUNCTION aos_agent.remember(uuid, text, jsonb, text, real, uuid, vector) IS 'Stores a value under a key in an agent''s memory (replacing an older value); returns the memory id.';
+COMMENT ON FUNCTION aos_agent.remember(uuid, text, jsonb, text, real, uuid, vector) IS 'Stores a value under a key in an agent''s memory (replacing an older value); returns the memory id. Definer rights: memory is written only by the kernel, and each write is chained into the event log; it acts only for the session''s tenant.';
 
 CREATE FUNCTION aos_agent.recall(p_agent_id uuid, p_key text DEFAULT NULL)
 RETURNS jsonb
@@ -665,7 +665,7 @@ BEGIN
     RETURN v_value;
 END
 $$;
-COMMENT ON FUNCTION aos_agent.recall(uuid, text) IS 'The value an agent remembered under a key (NULL if none), or all its memories as one object when the key is NULL.';
+COMMENT ON FUNCTION aos_agent.recall(uuid, text) IS 'The value an agent remembered under a key (NULL if none), or all its memories as one object when the key is NULL. Definer rights: it counts reads (access_count), which clients cannot write; it acts only for the session''s tenant.';
 
 CREATE FUNCTION aos_agent.forget(p_agent_id uuid, p_key text)
 RETURNS boolean
@@ -687,7 +687,7 @@ BEGIN
     RETURN v_id IS NOT NULL;
 END
 $$;
-COMMENT ON FUNCTION aos_agent.forget(uuid, text) IS 'Deletes a memory of an agent; true if there was one.';
+COMMENT ON FUNCTION aos_agent.forget(uuid, text) IS 'Deletes a memory of an agent; true if there was one. Definer rights: memory is written only by the kernel, and each deletion is chained into the event log; it acts only for the session''s tenant.';
 
 -- Workers reach memory only through the turn they hold the lease of (the agent of that turn).
 CREATE FUNCTION aos_agent.turn_memory_write(p_turn_id uuid, p_lease_token uuid, p_key text, p_value jsonb)
@@ -708,7 +708,7 @@ BEGIN
         (SELECT conversation_id FROM aos_agent.turn WHERE tenant_id = v_target.tenant_id AND turn_id = p_turn_id), NULL);
 END
 $$;
-COMMENT ON FUNCTION aos_agent.turn_memory_write(uuid, uuid, text, jsonb) IS 'The memory_write tool: a worker stores a memory of the agent of the turn it holds.';
+COMMENT ON FUNCTION aos_agent.turn_memory_write(uuid, uuid, text, jsonb) IS 'The memory_write tool: a worker stores a memory of the agent of the turn it holds. Definer rights: workers hold no table privileges: the lease token decides the tenant and the agent.';
 
 CREATE FUNCTION aos_agent.turn_memory_read(p_turn_id uuid, p_lease_token uuid, p_key text DEFAULT NULL)
 RETURNS jsonb
@@ -735,4 +735,4 @@ BEGIN
     RETURN jsonb_build_object('key', p_key, 'found', v_value IS NOT NULL, 'value', v_value);
 END
 $$;
-COMMENT ON FUNCTION aos_agent.turn_memory_read(uuid, uuid, text) IS 'The memory_read tool: a worker reads a memory (or the list of keys) of the agent of the turn it holds.';
+COMMENT ON FUNCTION aos_agent.turn_memory_read(uuid, uuid, text) IS 'The memory_read tool: a worker reads a memory (or the list of keys) of the agent of the turn it holds. Definer rights: workers hold no table privileges: the lease token decides the tenant and the agent.';

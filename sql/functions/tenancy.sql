@@ -62,7 +62,7 @@ BEGIN
     RETURN v_id;
 END
 $$;
-COMMENT ON FUNCTION aos_auth.create_tenant(text, text, jsonb) IS 'Creates a tenant (platform administrators only); returns its id.';
+COMMENT ON FUNCTION aos_auth.create_tenant(text, text, jsonb) IS 'Creates a tenant (platform administrators only); returns its id. Definer rights: the new tenant''s first event is chained by the kernel; it checks that the caller is a platform administrator.';
 
 -- create_principal: SECURITY DEFINER because principals map logins to tenants (what set_tenant
 -- trusts), so only administrators of the tenant may create them; checked here.
@@ -91,6 +91,12 @@ BEGIN
         RAISE EXCEPTION 'principal type must be human, agent, service or admin, not %', coalesce(p_principal_type, 'NULL')
             USING ERRCODE = '22023', HINT = 'Pass one of human, agent, service, admin.';
     END IF;
+    -- Mapping a login decides which tenant that login may bind (set_tenant): a decision about
+    -- database accounts, which belong to the platform, not to one tenant's administrators.
+    IF p_db_role_name IS NOT NULL AND NOT aos_auth.is_platform_admin() THEN
+        RAISE EXCEPTION 'only platform administrators map logins to principals'
+            USING ERRCODE = 'AO011', HINT = 'Create the principal without a login (use API keys), or ask a platform administrator.';
+    END IF;
     IF p_db_role_name IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = p_db_role_name) THEN
         RAISE EXCEPTION 'login role % does not exist', p_db_role_name
             USING ERRCODE = '22023', HINT = 'Create the login first (CREATE ROLE ... LOGIN), or pass NULL.';
@@ -113,7 +119,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aos_auth.create_principal(uuid, text, text, name, text, text[], jsonb) IS
-    'Creates a principal (human, agent, service, admin) in the bound tenant, optionally mapped to a login and with roles. Tenant administrators only.';
+    'Creates a principal (human, agent, service, admin) in the bound tenant, optionally mapped to a login and with roles. Tenant administrators only. Definer rights: principals map logins to tenants, which is what set_tenant trusts; it checks that the caller administers the tenant (and maps logins only for platform administrators).';
 
 -- grant_role / revoke_role: SECURITY DEFINER because role grants decide approvals and skill use;
 -- tenant administrators only, checked here.
@@ -142,7 +148,7 @@ BEGIN
     PERFORM aos_core._tenant_event(v_tenant, 'role.granted', p_principal_id, jsonb_build_object('role', p_role_key));
 END
 $$;
-COMMENT ON FUNCTION aos_auth.grant_role(uuid, text, timestamptz) IS 'Grants a role to a principal of the bound tenant (tenant administrators only).';
+COMMENT ON FUNCTION aos_auth.grant_role(uuid, text, timestamptz) IS 'Grants a role to a principal of the bound tenant (tenant administrators only). Definer rights: role grants decide approvals and skill use and are not writable by clients; it checks that the caller administers the tenant.';
 
 CREATE FUNCTION aos_auth.revoke_role(p_principal_id uuid, p_role_key text)
 RETURNS boolean
@@ -166,7 +172,7 @@ BEGIN
     RETURN v_count > 0;
 END
 $$;
-COMMENT ON FUNCTION aos_auth.revoke_role(uuid, text) IS 'Revokes a role of a principal of the bound tenant; true if it was granted.';
+COMMENT ON FUNCTION aos_auth.revoke_role(uuid, text) IS 'Revokes a role of a principal of the bound tenant; true if it was granted. Definer rights: role grants decide approvals and skill use and are not writable by clients; it checks that the caller administers the tenant.';
 
 -- create_api_key: SECURITY DEFINER because api_key is not writable by clients; the secret is
 -- returned once and only its SHA-256 is stored.
@@ -204,7 +210,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aos_auth.create_api_key(uuid, text, timestamptz) IS
-    'Creates an API key for a principal of the bound tenant and returns it (the only time it is shown; the kernel keeps its SHA-256).';
+    'Creates an API key for a principal of the bound tenant and returns it (the only time it is shown; the kernel keeps its SHA-256). Definer rights: API keys are not writable by clients; it checks the caller and stores only the key''s SHA-256.';
 
 CREATE FUNCTION aos_auth.revoke_api_key(p_key_id uuid)
 RETURNS boolean
@@ -227,7 +233,30 @@ BEGIN
     RETURN v_count > 0;
 END
 $$;
-COMMENT ON FUNCTION aos_auth.revoke_api_key(uuid) IS 'Revokes an API key of the bound tenant; true if it was active.';
+COMMENT ON FUNCTION aos_auth.revoke_api_key(uuid) IS 'Revokes an API key of the bound tenant; true if it was active. Definer rights: API keys are not writable by clients; it checks that the caller administers the tenant.';
+
+-- remove_allowlist_entry: tenants hold no DELETE privilege on the allowlist (see grants.sql), so
+-- its administrators remove entries here.
+CREATE FUNCTION aos_egress.remove_allowlist_entry(p_allowlist_id uuid)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET aos.kernel_tenant = ''
+SET aos.kernel_scope = ''
+AS $$
+DECLARE
+    v_tenant uuid := aos_auth._enter();
+    v_count  integer;
+BEGIN
+    PERFORM aos_core._check_id(p_allowlist_id, 'allowlist id');
+    PERFORM aos_auth._require_tenant_admin(v_tenant);
+    DELETE FROM aos_egress.allowlist WHERE tenant_id = v_tenant AND allowlist_id = p_allowlist_id;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count > 0;
+END
+$$;
+COMMENT ON FUNCTION aos_egress.remove_allowlist_entry(uuid) IS
+    'Removes an entry of the bound tenant''s egress allowlist (tenant administrators); true if there was one. Definer rights: clients hold no DELETE privilege on the allowlist, because it would let them lock the table for every tenant; it checks that the caller administers the tenant.';
 
 -- ---------------------------------------------------------------------------------------------
 -- Personas

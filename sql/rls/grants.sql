@@ -90,11 +90,36 @@ GRANT SELECT ON
 GRANT SELECT (tenant_id, key_id, principal_id, name, key_prefix, created_at, expires_at, revoked_at) ON aos_auth.api_key TO aos_app;
 -- The spec's Quick Start writes personas directly; skills, policies and allowlists are written
 -- by tenant administrators (row-level security checks the role).
-GRANT INSERT, UPDATE, DELETE ON aos_persona.persona, aos_skills.skill, aos_skills.skill_impl, aos_skills.role_skill,
+-- UPDATE is granted column by column and DELETE not at all: a table-level UPDATE or DELETE
+-- privilege also allows LOCK TABLE ... IN ACCESS EXCLUSIVE MODE, with which any session of any
+-- tenant could stop every other tenant's reads of these shared tables. Tenants switch rows off
+-- instead (persona.is_active, skill.is_active, skill_impl.enabled, role_skill.allowed,
+-- policy_rule.enabled) and remove allowlist entries with aos_egress.remove_allowlist_entry;
+-- platform administrators may delete.
+GRANT INSERT ON aos_persona.persona, aos_skills.skill, aos_skills.skill_impl, aos_skills.role_skill,
     aos_policy.policy_rule, aos_egress.allowlist TO aos_app;
+DO $update$
+DECLARE
+    v_table text;
+BEGIN
+    FOREACH v_table IN ARRAY ARRAY['aos_persona.persona', 'aos_skills.skill', 'aos_skills.skill_impl', 'aos_skills.role_skill',
+                                   'aos_policy.policy_rule', 'aos_egress.allowlist'] LOOP
+        EXECUTE (SELECT pg_catalog.format('GRANT UPDATE (%s) ON %s TO aos_app',
+                                          pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum), v_table)
+                   FROM pg_catalog.pg_attribute a
+                  WHERE a.attrelid = v_table::regclass AND a.attnum > 0 AND NOT a.attisdropped AND a.attname <> 'tenant_id');
+    END LOOP;
+END
+$update$;
+GRANT DELETE ON aos_persona.persona, aos_skills.skill, aos_skills.skill_impl, aos_skills.role_skill,
+    aos_policy.policy_rule, aos_egress.allowlist TO aos_admin;
+GRANT EXECUTE ON FUNCTION aos_egress.remove_allowlist_entry TO aos_app;
 
 -- aos_admin: platform administrators (members of aos_app too) --------------------------------------
-GRANT INSERT, UPDATE ON aos_auth.tenant TO aos_admin;
+-- Column grants: the head of the tenant's event chain (event_seq, event_head) is written by the
+-- kernel only; an administrator who could rewrite it could fork or truncate the tenant's chain.
+GRANT INSERT (tenant_id, name, display_name, is_active, settings) ON aos_auth.tenant TO aos_admin;
+GRANT UPDATE (name, display_name, is_active, settings) ON aos_auth.tenant TO aos_admin;
 GRANT EXECUTE ON FUNCTION aos_auth.create_tenant TO aos_admin;
 
 -- aos_worker: only through the turns it leases ------------------------------------------------------
@@ -111,7 +136,8 @@ GRANT EXECUTE ON FUNCTION aos_agent.claim_turn, aos_agent.heartbeat, aos_agent.r
 GRANT EXECUTE ON FUNCTION
     aos_auth.set_tenant, aos_auth.authenticate, aos_auth.clear_tenant,
     aos_agent.get_agent_analytics, aos_agent.get_hourly_activity, aos_agent.get_turn_state, aos_agent.get_conversation_history,
-    aos_agent.step_summary, aos_core.verify_event_chain, aos_core.verify_checkpoint, aos_core.format_duration
+    aos_agent.step_summary, aos_core.verify_event_chain, aos_core.verify_checkpoint, aos_core.format_duration,
+    aos_core.event_hash, aos_core.json_sha256
   TO aos_analytics;
 
 -- ==================================================================================================
@@ -127,3 +153,6 @@ GRANT EXECUTE ON FUNCTION
 -- aos_worker's own privileges and can only SET ROLE aos_analytics (PostgreSQL 15 and later).
 ALTER ROLE aos_worker NOINHERIT;
 GRANT aos_analytics TO aos_worker;
+
+-- what the verifiers (invoker rights) call
+GRANT EXECUTE ON FUNCTION aos_core._checkpoint_entries TO aos_app, aos_analytics;

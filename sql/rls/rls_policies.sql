@@ -67,3 +67,11 @@ CREATE POLICY admin_update ON aos_egress.allowlist AS RESTRICTIVE FOR UPDATE
     USING ((SELECT aos_auth._is_tenant_admin(aos_auth.current_tenant())) OR (SELECT aos_auth.kernel_scope()));
 CREATE POLICY admin_delete ON aos_egress.allowlist AS RESTRICTIVE FOR DELETE
     USING ((SELECT aos_auth._is_tenant_admin(aos_auth.current_tenant())) OR (SELECT aos_auth.kernel_scope()));
+
+-- The kernel secret: no grants at all, and row-level security as well, so that a role granted
+-- pg_read_all_data (which reads every table but does not bypass row-level security) cannot read
+-- the key that signs session bindings either. Only aos_owner, i.e. the kernel's definer
+-- functions, see its row.
+ALTER TABLE aos_auth.kernel_secret ENABLE ROW LEVEL SECURITY;
+ALTER TABLE aos_auth.kernel_secret FORCE ROW LEVEL SECURITY;
+CREATE POLICY owner_only ON aos_auth.kernel_secret USING (current_user = 'aos_owner');

@@ -7,7 +7,7 @@
 --     (principal.db_role_name). Anyone else is refused (AO011).
 --   * aos_auth.authenticate(api_key) binds the tenant and principal the key belongs to.
 --   * The binding is three settings: aos.tenant_id, aos.principal_id and aos.binding, an
---     HMAC-SHA256 over them, the backend pid and the session user, keyed with a secret only the
+--     HMAC-SHA256 over them, the backend pid and start time and the session user, keyed with a secret only the
 --     kernel owner can read. A client that sets aos.tenant_id itself gets no tenant: the
 --     signature does not verify. No valid binding means no rows (policies compare to NULL).
 --   * Inside kernel functions (SECURITY DEFINER, owned by aos_owner) the tenant is the one the
@@ -66,7 +66,9 @@ CREATE TABLE aos_auth.tenant (
     CONSTRAINT tenant_name_key UNIQUE (name),
     CONSTRAINT tenant_name_check CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$'),
     CONSTRAINT tenant_display_name_check CHECK (length(display_name) <= 200),
-    CONSTRAINT tenant_settings_check CHECK (jsonb_typeof(settings) = 'object')
+    CONSTRAINT tenant_settings_check CHECK (jsonb_typeof(settings) = 'object'),
+    -- the shared skill catalogue's id (aos_skills.shared_tenant()) is nobody's tenant
+    CONSTRAINT tenant_not_shared_check CHECK (tenant_id <> '00000000-0000-0000-0000-000000000000')
 ) WITH (fillfactor = 80);
 COMMENT ON TABLE aos_auth.tenant IS 'Tenants: every tenant-owned row carries a tenant_id and is fenced by row-level security.';
 COMMENT ON COLUMN aos_auth.tenant.settings IS 'Tenant settings, e.g. {"daily_cost_budget_usd": 50}.';
@@ -139,20 +141,26 @@ AS $$
 $$;
 COMMENT ON FUNCTION aos_auth._hmac(text) IS 'Internal: HMAC-SHA256 of a message with the kernel secret (owner-only).';
 
+-- The backend's start time is signed with its pid, so that a binding copied out of a session
+-- that has ended is worthless in a later backend that happens to get the same pid.
 CREATE FUNCTION aos_auth._binding_message(p_tenant text, p_principal text)
 RETURNS text
-LANGUAGE sql STABLE
+LANGUAGE sql STABLE PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT concat_ws('|', 'aos-binding-v1', p_tenant, coalesce(p_principal, ''), pg_backend_pid()::text, session_user::text)
+    SELECT concat_ws('|', 'aos-binding-v2', p_tenant, coalesce(p_principal, ''), pg_backend_pid()::text,
+                     (SELECT (extract(epoch FROM a.backend_start) * 1000000)::bigint::text
+                        FROM pg_stat_get_activity(pg_backend_pid()) a),
+                     session_user::text)
 $$;
-COMMENT ON FUNCTION aos_auth._binding_message(text, text) IS 'Internal: what the session binding signs (tenant, principal, backend pid, session user).';
+COMMENT ON FUNCTION aos_auth._binding_message(text, text) IS
+    'Internal: what the session binding signs (tenant, principal, backend pid and start time, session user).';
 
 -- _session_tenant: the verified tenant of the session binding, or NULL.
 -- SECURITY DEFINER because it reads the kernel secret, which no client role may read.
 CREATE FUNCTION aos_auth._session_tenant()
 RETURNS uuid
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET aos.kernel_tenant = ''
 SET aos.kernel_scope = ''
@@ -168,9 +176,10 @@ BEGIN
     IF encode(aos_auth._hmac(aos_auth._binding_message(v_tenant, v_principal)), 'hex') <> v_sig THEN
         RETURN NULL;
     END IF;
+    -- Only text the kernel signed gets here, and it signs a uuid's text: the cast cannot fail.
+    -- (No EXCEPTION block: it would start a subtransaction in every statement, and those are
+    -- not allowed in parallel queries.)
     RETURN v_tenant::uuid;
-EXCEPTION WHEN invalid_text_representation THEN
-    RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION aos_auth._session_tenant() IS
@@ -178,9 +187,11 @@ COMMENT ON FUNCTION aos_auth._session_tenant() IS
 
 -- current_tenant: the tenant every policy compares with. Inside kernel functions it is the tenant
 -- the function established; everywhere else the verified session binding.
+-- PARALLEL RESTRICTED: the binding is checked against the backend's pid, which a parallel worker
+-- does not share; policies call it as an InitPlan, which the leader runs, so plans stay parallel.
 CREATE FUNCTION aos_auth.current_tenant()
 RETURNS uuid
-LANGUAGE sql STABLE PARALLEL SAFE
+LANGUAGE sql STABLE PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE
@@ -195,7 +206,7 @@ COMMENT ON FUNCTION aos_auth.current_tenant() IS
 -- _session_principal: the verified principal of the binding, or NULL. Definer: reads the secret.
 CREATE FUNCTION aos_auth._session_principal()
 RETURNS uuid
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET aos.kernel_tenant = ''
 SET aos.kernel_scope = ''
@@ -210,13 +221,17 @@ $$;
 COMMENT ON FUNCTION aos_auth._session_principal() IS
     'Internal: the principal bound with the tenant, if the binding verifies. Definer rights: it reads the kernel secret.';
 
+-- aos.kernel_principal is trusted only together with aos.kernel_tenant: every definer function
+-- resets aos.kernel_tenant on entry, and the kernel writes both at once (_enter, _act_as), so a
+-- value a client SET before calling a kernel function is never believed.
 CREATE FUNCTION aos_auth.current_principal()
 RETURNS uuid
-LANGUAGE sql STABLE PARALLEL SAFE
+LANGUAGE sql STABLE PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE
-        WHEN current_user = 'aos_owner' AND nullif(current_setting('aos.kernel_principal', true), '') IS NOT NULL
+        WHEN current_user = 'aos_owner' AND nullif(current_setting('aos.kernel_tenant', true), '') IS NOT NULL
+             AND nullif(current_setting('aos.kernel_principal', true), '') IS NOT NULL
             THEN current_setting('aos.kernel_principal')::uuid
         ELSE aos_auth._session_principal()
     END
@@ -354,7 +369,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aos_auth.set_tenant(uuid, boolean) IS
-    'Binds the session (or, with p_local, the transaction) to a tenant. Allowed for administrators and for logins mapped to a principal of the tenant.';
+    'Binds the session (or, with p_local, the transaction) to a tenant. Allowed for administrators and for logins mapped to a principal of the tenant. Definer rights: it signs the binding with the kernel secret and reads principals across tenants; it checks the caller itself (platform administrator, or a login mapped to a principal of the tenant).';
 
 -- authenticate: SECURITY DEFINER because it reads API keys across tenants (by the key's prefix)
 -- and signs the binding; the key itself is the proof.
@@ -388,7 +403,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aos_auth.authenticate(text, boolean) IS
-    'Binds the session (or transaction) to the tenant and principal of an API key; returns the tenant id.';
+    'Binds the session (or transaction) to the tenant and principal of an API key; returns the tenant id. Definer rights: it looks API keys up across tenants by their prefix and signs the binding with the kernel secret; the key itself is the proof.';
 
 CREATE FUNCTION aos_auth.clear_tenant()
 RETURNS void

@@ -126,7 +126,7 @@ BEGIN
     RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION aos_core._audit_row() IS 'Trigger: records a direct write to a user-writable table in the tenant''s event chain.';
+COMMENT ON FUNCTION aos_core._audit_row() IS 'Trigger: records a direct write to a user-writable table in the tenant''s event chain. Definer rights: clients may not write the event log; the row it records already passed row-level security for the caller.';
 
 CREATE TRIGGER tenant_audit AFTER INSERT OR UPDATE OF name, display_name, is_active, settings ON aos_auth.tenant
     FOR EACH ROW EXECUTE FUNCTION aos_core._audit_row('tenant_id', 'name');
