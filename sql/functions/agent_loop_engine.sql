@@ -39,7 +39,9 @@ BEGIN
     END IF;
     SELECT t.turn_number, t.status AS turn_status, c.status AS conv_status, c.run_state, c.lease_token, c.lease_worker,
            c.active_turn_id, c.cur_deadline, c.cur_iteration, c.cur_max_iterations,
-           (SELECT a.turn_number FROM aos_agent.turn a WHERE a.tenant_id = c.tenant_id AND a.turn_id = c.active_turn_id) AS active_number
+           (SELECT a.turn_number FROM aos_agent.turn a WHERE a.tenant_id = c.tenant_id AND a.turn_id = c.active_turn_id) AS active_number,
+           (SELECT r.status FROM aos_core.run r
+             WHERE r.tenant_id = t.tenant_id AND r.turn_id = t.turn_id AND r.lease_token = p_lease_token LIMIT 1) AS token_run_status
       INTO v
       FROM aos_agent.turn t
       JOIN aos_agent.conversation c ON c.tenant_id = t.tenant_id AND c.conversation_id = t.conversation_id
@@ -47,6 +49,12 @@ BEGIN
     PERFORM set_config('aos.kernel_scope', '', true);
     IF NOT FOUND THEN
         PERFORM aos_core._not_found('turn', p_turn_id);
+    END IF;
+    -- A zombie: its lease expired and the turn was taken over. Whatever happened to the turn since,
+    -- the answer for that worker is the same: the lease is gone.
+    IF v.token_run_status = 'lost' THEN
+        RAISE EXCEPTION 'the lease on turn % expired and the turn was taken over', p_turn_id
+            USING ERRCODE = 'AO004', HINT = 'Stop working on it: another attempt runs (or ran) it.';
     END IF;
     IF v.turn_status IN ('completed', 'failed', 'cancelled', 'dead') THEN
         RAISE EXCEPTION 'turn % is %', p_turn_id, v.turn_status
@@ -997,6 +1005,31 @@ $$;
 COMMENT ON FUNCTION aos_agent.process_tool_call(uuid, text, jsonb, uuid, text) IS
     'Records a tool call and decides it: status approved (run it; workers get a ticket), awaiting_approval (the turn waits for approve_step) or rejected (with the reason).';
 
+-- The same with the arguments as JSON text: what a client sends when it passes the model's
+-- "arguments" string as a plain text parameter (Npgsql, JDBC, psycopg 3). A quoted literal in
+-- psql ('{"query": "..."}') also lands here. Invoker rights: it only parses and delegates.
+CREATE FUNCTION aos_agent.process_tool_call(p_turn_id uuid, p_tool_name text, p_tool_input text,
+                                            p_lease_token uuid DEFAULT NULL, p_call_id text DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_input jsonb;
+BEGIN
+    PERFORM aos_core._check_text(p_tool_input, 'tool input', 1048576);  -- aos_core.max_content_bytes()
+    BEGIN
+        v_input := p_tool_input::jsonb;
+    EXCEPTION WHEN invalid_text_representation THEN
+        RAISE EXCEPTION 'the arguments of tool call % are not JSON', p_tool_name
+            USING ERRCODE = '22P02', HINT = 'Pass the arguments the model returned, e.g. {"query": "asyncio"}.';
+    END;
+    RETURN aos_agent.process_tool_call(p_turn_id, p_tool_name, v_input, p_lease_token, p_call_id);
+END
+$$;
+COMMENT ON FUNCTION aos_agent.process_tool_call(uuid, text, text, uuid, text) IS
+    'process_tool_call with the arguments as JSON text (the model''s "arguments" string, passed as a text parameter).';
+
 CREATE FUNCTION aos_agent.complete_turn(p_turn_id uuid, p_assistant_message text, p_tokens_used integer DEFAULT 0,
                                         p_cost_usd numeric DEFAULT NULL, p_lease_token uuid DEFAULT NULL,
                                         p_usage jsonb DEFAULT NULL, p_thinking text DEFAULT NULL)
@@ -1083,6 +1116,7 @@ DECLARE
     v_adv     record;
     v_call    aos_agent.step%ROWTYPE;
     v_exec    uuid;
+    v_tenant  uuid;
 BEGIN
     PERFORM aos_core._check_id(p_turn_id, 'turn id');
     PERFORM aos_core._check_text(p_tool_name, 'tool name', 64);
@@ -1095,6 +1129,19 @@ BEGIN
     IF p_lease_token IS NOT NULL AND p_ticket IS NULL THEN
         RAISE EXCEPTION 'a worker must present the execution ticket of the tool call'
             USING ERRCODE = 'AO005', HINT = 'begin_tool_execution (or record_response) issues the ticket.';
+    END IF;
+    IF p_lease_token IS NULL THEN
+        -- By hand: a result for a call that was not approved is refused before anything else.
+        v_tenant := aos_auth._require_tenant();
+        IF NOT EXISTS (SELECT 1 FROM aos_agent.step s
+                        WHERE s.tenant_id = v_tenant AND s.turn_id = p_turn_id AND s.step_type = 'tool_call' AND s.tool_name = p_tool_name
+                          AND s.status IN ('approved', 'executing') AND (p_step_id IS NULL OR s.step_id = p_step_id))
+           AND EXISTS (SELECT 1 FROM aos_agent.step s
+                        WHERE s.tenant_id = v_tenant AND s.turn_id = p_turn_id AND s.step_type = 'tool_call' AND s.tool_name = p_tool_name
+                          AND s.status IN ('pending', 'needs_review', 'rejected') AND (p_step_id IS NULL OR s.step_id = p_step_id)) THEN
+            RAISE EXCEPTION 'the % call of turn % is not approved', p_tool_name, p_turn_id
+                USING ERRCODE = 'AO005', HINT = 'Run a tool call only after aos_agent.approve_step approved it; a rejected call has no result.';
+        END IF;
     END IF;
     v_content := jsonb_build_object('tool', p_tool_name, 'output', p_output, 'success', coalesce(p_success, true))
                  || CASE WHEN p_error_message IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('error', p_error_message) END;
@@ -1350,6 +1397,10 @@ BEGIN
         PERFORM aos_core._not_found('turn', p_turn_id);
     END IF;
     SELECT * INTO v_conv FROM aos_agent.conversation WHERE tenant_id = v_tenant AND conversation_id = v_turn.conversation_id FOR UPDATE;
+    IF v_conv.status = 'paused' AND v_turn.status NOT IN ('completed', 'failed', 'cancelled', 'dead') THEN
+        RAISE EXCEPTION 'conversation % is paused', v_conv.conversation_id
+            USING ERRCODE = 'AO008', HINT = 'Nothing runs until aos_agent.resume_conversation; aos_agent.get_turn_state reads the turn meanwhile.';
+    END IF;
     IF v_turn.status IN ('completed', 'failed', 'cancelled', 'dead') OR v_conv.active_turn_id IS DISTINCT FROM p_turn_id
        OR v_conv.run_state = 'waiting' THEN
         IF v_turn.status = 'queued' THEN
@@ -1458,6 +1509,7 @@ DECLARE
     v_content jsonb;
     v_adv     record;
     v_turn    aos_agent.turn%ROWTYPE;
+    v_state   text;
 BEGIN
     PERFORM aos_core._check_id(p_turn_id, 'turn id');
     PERFORM aos_core._check_text(p_error_message, 'error message', 65536);
@@ -1476,9 +1528,14 @@ BEGIN
                errors = errors || jsonb_build_object('attempt', attempt, 'error', p_error_message, 'at', v_at)
          WHERE tenant_id = v_adv.tenant_id AND turn_id = p_turn_id;
         PERFORM aos_agent._park(v_adv.tenant_id, p_turn_id, 'queued', 'failed', v_at);
-        UPDATE aos_agent.conversation SET run_state = 'ready', ready_at = v_at, cur_phase = 'input'
-         WHERE tenant_id = v_adv.tenant_id AND conversation_id = v_adv.conversation_id AND status = 'active';
-        PERFORM pg_notify('aos_turn_ready', p_turn_id::text);
+        -- queued again: for workers, or (a conversation driven by hand) for the next run_turn
+        UPDATE aos_agent.conversation SET run_state = CASE WHEN dispatch = 'manual' THEN 'manual' ELSE 'ready' END,
+               ready_at = v_at, cur_phase = 'input'
+         WHERE tenant_id = v_adv.tenant_id AND conversation_id = v_adv.conversation_id AND status = 'active'
+        RETURNING run_state INTO v_state;
+        IF v_state = 'ready' THEN
+            PERFORM pg_notify('aos_turn_ready', p_turn_id::text);
+        END IF;
         RETURN 'retry';
     END IF;
     PERFORM aos_agent._finish_turn(v_adv.tenant_id, p_turn_id, 'failed', NULL, p_error_message, v_at);
