@@ -1343,6 +1343,8 @@ BEGIN
                 RETURN NULL;
             END IF;
         END IF;
+        -- the claim happens now, with the conversation locked (not when the search began)
+        v_at := clock_timestamp();
         PERFORM aos_auth._act_as(v_c.tenant_id);
         IF v_reclaim AND NOT aos_agent._lost_attempt(v_c.tenant_id, v_c.active_turn_id, v_at) THEN
             CONTINUE;

@@ -211,11 +211,17 @@ BEGIN
                 USING ERRCODE = '22023', HINT = 'Pass parameters such as {"temperature": 0.2}.';
         END IF;
     END LOOP;
-    v_params := aos_meta.jsonb_deep_merge(
-                    aos_meta.jsonb_deep_merge(
-                        aos_meta.jsonb_deep_merge(v_model.default_params, p_persona_params),
-                        p_agent_params),
-                    p_call_params);
+    -- (empty layers are skipped: resolving runs on every claim)
+    v_params := v_model.default_params;
+    IF p_persona_params IS NOT NULL AND p_persona_params <> '{}' THEN
+        v_params := aos_meta.jsonb_deep_merge(v_params, p_persona_params);
+    END IF;
+    IF p_agent_params IS NOT NULL AND p_agent_params <> '{}' THEN
+        v_params := aos_meta.jsonb_deep_merge(v_params, p_agent_params);
+    END IF;
+    IF p_call_params IS NOT NULL AND p_call_params <> '{}' THEN
+        v_params := aos_meta.jsonb_deep_merge(v_params, p_call_params);
+    END IF;
     IF v_params ? 'max_tokens' THEN
         IF jsonb_typeof(v_params -> 'max_tokens') <> 'number' OR (v_params ->> 'max_tokens')::numeric <= 0 THEN
             RAISE EXCEPTION 'max_tokens must be a positive number, got %', v_params -> 'max_tokens'
