@@ -1017,6 +1017,8 @@ AS $$
 DECLARE
     v_input jsonb;
 BEGIN
+    PERFORM aos_core._check_id(p_turn_id, 'turn id');
+    PERFORM aos_core._check_text(p_tool_name, 'tool name', 64);
     PERFORM aos_core._check_text(p_tool_input, 'tool input', 1048576);  -- aos_core.max_content_bytes()
     BEGIN
         v_input := p_tool_input::jsonb;
