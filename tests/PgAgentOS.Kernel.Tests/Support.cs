@@ -116,6 +116,22 @@ internal static class K
         return string.Join("\n", parts);
     }
 
+    /// <summary>The checkout this test runs from (the directory holding sql/MANIFEST).</summary>
+    public static string RepoRoot
+    {
+        get
+        {
+            for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+            {
+                if (File.Exists(Path.Combine(d.FullName, "sql", "MANIFEST")))
+                {
+                    return d.FullName;
+                }
+            }
+            throw new InvalidOperationException("sql/MANIFEST not found above " + AppContext.BaseDirectory);
+        }
+    }
+
     /// <summary>Waits until <paramref name="condition"/> holds (polling), or fails after <paramref name="timeout"/>.</summary>
     public static async Task EventuallyAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
     {
