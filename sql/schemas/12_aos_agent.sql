@@ -180,6 +180,7 @@ CREATE TABLE aos_agent.step (
 CREATE INDEX step_created_idx ON aos_agent.step (tenant_id, created_at DESC);
 CREATE INDEX step_pending_tool_idx ON aos_agent.step (tenant_id, created_at)
     WHERE step_type = 'tool_call' AND status IN ('pending', 'needs_review');
+CREATE INDEX step_error_idx ON aos_agent.step (tenant_id, created_at DESC) WHERE step_type = 'error';  -- error_log
 COMMENT ON TABLE aos_agent.step IS
     'Steps: every thought, tool call, tool result, answer and human intervention of a turn, in order. Content never changes; a tool call''s status moves through its approval and execution.';
 
