@@ -102,7 +102,7 @@ COMMENT ON FUNCTION aos_agent._diagnose(uuid, uuid, timestamptz) IS 'Internal: r
 -- the conversation state, the deadline and the iteration budget; bumps the active turn's step
 -- counter, iteration, tokens and cost; links the event into the conversation's chain; and
 -- writes that event. p_kind: 'model' (output of a model response), 'input' (tool results,
--- injected messages), 'other'.
+-- injected messages), 'end' (fail_turn: ending a turn is allowed past its deadline), 'other'.
 -- ---------------------------------------------------------------------------------------------
 CREATE FUNCTION aos_agent._advance(
     p_turn_id uuid, p_lease_token uuid, p_nsteps integer, p_kind text,
@@ -135,7 +135,7 @@ BEGIN
                                                  p_turn_id, v_actor, p_payload || jsonb_build_object('first_step', c.cur_step_count + 1), p_at),
                last_activity_at = p_at
          WHERE c.lease_token = p_lease_token AND c.run_state = 'leased' AND c.active_turn_id = p_turn_id AND c.status = 'active'
-           AND (c.cur_deadline IS NULL OR c.cur_deadline >= p_at)
+           AND (p_kind = 'end' OR c.cur_deadline IS NULL OR c.cur_deadline >= p_at)
            AND NOT (p_kind = 'model' AND c.cur_phase <> 'model' AND c.cur_iteration >= c.cur_max_iterations)
         RETURNING c.tenant_id, c.conversation_id, c.cur_step_count - p_nsteps + 1, c.cur_iteration, c.cur_attempt,
                   c.cur_input_tokens + c.cur_output_tokens, c.cur_cost_usd, c.cur_max_tokens, c.cur_max_cost_usd, c.cur_model_id,
@@ -163,7 +163,7 @@ BEGIN
                last_activity_at = p_at
          WHERE c.tenant_id = v_tenant AND c.conversation_id = v_conv AND c.run_state = 'manual' AND c.active_turn_id = p_turn_id
            AND c.status = 'active'
-           AND (c.cur_deadline IS NULL OR c.cur_deadline >= p_at)
+           AND (p_kind = 'end' OR c.cur_deadline IS NULL OR c.cur_deadline >= p_at)
            AND NOT (p_kind = 'model' AND c.cur_phase <> 'model' AND c.cur_iteration >= c.cur_max_iterations)
         RETURNING c.tenant_id, c.conversation_id, c.cur_step_count - p_nsteps + 1, c.cur_iteration, c.cur_attempt,
                   c.cur_input_tokens + c.cur_output_tokens, c.cur_cost_usd, c.cur_max_tokens, c.cur_max_cost_usd, c.cur_model_id,
@@ -1521,7 +1521,7 @@ BEGIN
         PERFORM aos_core._check_json(p_details, 'details', 'object', 262144);
     END IF;
     v_content := jsonb_build_object('message', p_error_message) || CASE WHEN p_details IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('details', p_details) END;
-    SELECT * INTO v_adv FROM aos_agent._advance(p_turn_id, p_lease_token, 1, 'other', NULL, NULL, NULL, 'turn.error',
+    SELECT * INTO v_adv FROM aos_agent._advance(p_turn_id, p_lease_token, 1, 'end', NULL, NULL, NULL, 'turn.error',
         jsonb_build_object('steps', jsonb_build_array(aos_agent._step_ref(v_id, 'error', v_content))), v_at);
     PERFORM aos_agent._insert_step(v_adv.tenant_id, v_id, p_turn_id, v_adv.conversation_id, v_adv.first_step, 'error', 'completed',
         v_adv.iteration, v_adv.attempt, v_content, v_at);

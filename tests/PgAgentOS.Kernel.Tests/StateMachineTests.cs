@@ -563,6 +563,126 @@ public sealed class StateMachineTests(KernelDatabase db) : IClassFixture<KernelD
             await conn.ColumnAsync("SELECT status FROM aos_core.run WHERE turn_id = $1 ORDER BY attempt, started_at", t2));
     }
 
+    [Fact]
+    public async Task ATimeBudgetEndsTheTurn()
+    {
+        var (conn, w) = await SetupAsync("""{"max_turn_seconds": 1}""");
+        await using var _ = conn;
+        await using var worker = await db.OpenAsync(TestCluster.Worker);
+        // by hand: a write after the deadline is refused
+        var c1 = await conn.NewConversationAsync(w.Agent);
+        var t1 = await conn.SendAsync(c1);
+        await conn.ExecAsync("SELECT aos_agent.run_turn($1)", t1);
+        // a worker's turn whose attempts used up the time: the next claim fails it (queued -> failed)
+        var c2 = await conn.NewConversationAsync(w.Agent);
+        var t2 = await conn.SendAsync(c2);
+        Assert.Equal(t2, Guid.Parse((string)(await ClaimAsync(worker, w.Tenant, 1))!["turn_id"]!));
+        await Task.Delay(1200);
+        await conn.RefusedAsync("AO007", "SELECT aos_agent.record_thinking($1, 'too late')", t1);
+        Assert.Null(await ClaimAsync(worker, w.Tenant));
+        Assert.Equal("failed", await conn.TurnStatusAsync(t2));
+        Assert.StartsWith("budget:", await conn.ScalarAsync<string>("SELECT error_message FROM aos_agent.turn WHERE turn_id = $1", t2),
+            StringComparison.Ordinal);
+        Assert.Equal("idle", await conn.RunStateAsync(c2));
+        // ... but ending it is not
+        Assert.Equal("failed", await conn.ScalarAsync<string>("SELECT aos_agent.fail_turn($1, 'out of time')", t1));
+        Assert.Equal("failed", await conn.TurnStatusAsync(t1));
+    }
+
+    [Fact]
+    public async Task ToolCallsBornRejectedFailedOrCancelled()
+    {
+        var (conn, w) = await SetupAsync("""{"auto_approve_tools": true}""");
+        await using var _ = conn;
+        await conn.ExecAsync("""
+            INSERT INTO aos_policy.policy_rule (tenant_id, name, skill_key, args_match, action) VALUES ($1, 'no-secrets', 'web_search', '{"query": "secret"}', 'deny')
+            """, w.Tenant);
+        var c = await conn.NewConversationAsync(w.Agent);
+        var t = await conn.SendAsync(c);
+        await conn.ExecAsync("SELECT aos_agent.run_turn($1)", t);
+
+        // rejected at birth: by a policy rule, and for missing arguments; the model hears why
+        var denied = await conn.JsonAsync("SELECT aos_agent.process_tool_call($1, 'web_search', '{\"query\": \"secret\"}'::jsonb)::text", t);
+        Assert.Equal(("rejected", "policy"), ((string?)denied["status"], (string?)denied["decided_by"]));
+        var invalid = await conn.JsonAsync("SELECT aos_agent.process_tool_call($1, 'web_search', '{}'::jsonb)::text", t);
+        Assert.Equal("rejected", (string?)invalid["status"]);
+        Assert.Contains("missing query", (string)invalid["reason"]!, StringComparison.Ordinal);
+        Assert.Equal(["rejected", "rejected"], await conn.ColumnAsync(
+            "SELECT status FROM aos_agent.step WHERE turn_id = $1 AND step_type = 'tool_call' ORDER BY step_number", t));
+        Assert.Equal(2L, await conn.ScalarAsync<long>(
+            "SELECT count(*) FROM aos_agent.step WHERE turn_id = $1 AND step_type = 'tool_result' AND content ->> 'success' = 'false'", t));
+        Assert.Equal("running", await conn.TurnStatusAsync(t));
+
+        // approved -> failed: the tool failed
+        var ok = Guid.Parse((string)(await conn.JsonAsync("SELECT aos_agent.process_tool_call($1, 'web_search', '{\"query\": \"q\"}'::jsonb)::text", t))["step_id"]!);
+        await conn.ExecAsync("SELECT aos_agent.record_tool_result($1, 'web_search', NULL, false, 'search engine down')", t);
+        Assert.Equal("failed", await conn.StepStatusAsync(ok));
+        // approved -> cancelled: the model answered without running it
+        var open = Guid.Parse((string)(await conn.JsonAsync("SELECT aos_agent.process_tool_call($1, 'web_search', '{\"query\": \"r\"}'::jsonb)::text", t))["step_id"]!);
+        Assert.Equal("approved", await conn.StepStatusAsync(open));
+        await conn.ExecAsync("SELECT aos_agent.complete_turn($1, 'answered without searching')", t);
+        Assert.Equal("cancelled", await conn.StepStatusAsync(open));
+
+        // executing -> failed, through a worker
+        await using var worker = await db.OpenAsync(TestCluster.Worker);
+        var t2 = await conn.SendAsync(c);
+        var claim = await ClaimAsync(worker, w.Tenant);
+        var r = await worker.JsonAsync("""
+            SELECT aos_agent.record_response($1, $2, '{"tool_calls": [{"name": "web_search", "arguments": {"query": "q"}}]}')::text
+            """, t2, Token(claim));
+        var call = r["tool_calls"]![0]!;
+        Assert.Equal("executing", await conn.StepStatusAsync(Guid.Parse((string)call["step_id"]!)));
+        await worker.ExecAsync("SELECT aos_agent.record_tool_result($1, 'web_search', NULL, false, 'timeout', $2, $3)",
+            t2, Token(claim), Guid.Parse((string)call["ticket"]!));
+        Assert.Equal("failed", await conn.StepStatusAsync(Guid.Parse((string)call["step_id"]!)));
+        Assert.Equal("failed", await conn.ScalarAsync<string>("SELECT status FROM aos_agent.tool_execution WHERE step_id = $1", Guid.Parse((string)call["step_id"]!)));
+        await worker.ExecAsync("SELECT aos_agent.complete_turn($1, 'search is down', 0, NULL, $2)", t2, Token(claim));
+    }
+
+    [Fact]
+    public async Task AnInterruptedRunThatAPersonRejectsTellsTheModel()
+    {
+        var (conn, w) = await SetupAsync();
+        await using var _ = conn;
+        await using var worker = await db.OpenAsync(TestCluster.Worker);
+        var c = await conn.NewConversationAsync(w.Agent);
+        var t = await conn.SendAsync(c);
+        var a = await ClaimAsync(worker, w.Tenant, 1);
+        var step = Guid.Parse((string)(await worker.JsonAsync("""
+            SELECT aos_agent.record_response($1, $2, '{"tool_calls": [{"name": "code_execute", "arguments": {"code": "rm()"}}]}')::text
+            """, t, Token(a)))["tool_calls"]![0]!["step_id"]!);
+        await conn.ExecAsync("SELECT aos_agent.approve_step($1, true, $2)", step, w.Admin);
+        var b = await ClaimAsync(worker, w.Tenant, 1);
+        await worker.ExecAsync("SELECT aos_agent.begin_tool_execution($1, $2, $3, 'code_execute', '{\"code\": \"rm()\"}')", t, Token(b), step);
+        await Task.Delay(1200);
+        Assert.Null(await ClaimAsync(worker, w.Tenant));
+        Assert.Equal("needs_review", await conn.StepStatusAsync(step));
+        await conn.ExecAsync("SELECT aos_agent.approve_step($1, false, $2, 'it may have run; do not repeat')", step, w.Admin);
+        Assert.Equal("rejected", await conn.StepStatusAsync(step));
+        Assert.Equal(["approved", "rejected"], await conn.ColumnAsync("SELECT decision FROM aos_agent.approval WHERE step_id = $1 ORDER BY kind", step));
+        var next = await ClaimAsync(worker, w.Tenant);
+        Assert.Empty(next!["approved_tool_calls"]!.AsArray());
+        Assert.Contains(next["messages"]!.AsArray(), m => (string?)m!["role"] == "tool" && ((string)m["content"]!).Contains("do not repeat", StringComparison.Ordinal));
+        await worker.ExecAsync("SELECT aos_agent.complete_turn($1, 'I did not run it again.', 0, NULL, $2)", t, Token(next));
+        Assert.Equal("completed", await conn.TurnStatusAsync(t));
+    }
+
+    [Fact]
+    public async Task APausedTurnCanBeCancelled()
+    {
+        var (conn, w) = await SetupAsync();
+        await using var _ = conn;
+        var c = await conn.NewConversationAsync(w.Agent);
+        var t = await conn.SendAsync(c);
+        await conn.ExecAsync("SELECT aos_agent.run_turn($1)", t);
+        await conn.ExecAsync("SELECT aos_agent.pause_conversation($1)", c);
+        Assert.Equal("waiting_human", await conn.TurnStatusAsync(t));
+        await conn.ExecAsync("SELECT aos_agent.cancel_turn($1, 'abandoned by the user')", t);
+        Assert.Equal("cancelled", await conn.TurnStatusAsync(t));
+        Assert.Equal(("paused", "idle"), (await conn.ScalarAsync<string>("SELECT status FROM aos_agent.conversation WHERE conversation_id = $1", c),
+            await conn.RunStateAsync(c)));
+    }
+
     // ------------------------------------------------------------------------------------------
     // Interventions on turns that are not running
     // ------------------------------------------------------------------------------------------
