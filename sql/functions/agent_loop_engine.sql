@@ -159,7 +159,11 @@ BEGIN
                event_seq = c.event_seq + 1,
                event_head = aos_core.event_hash(c.event_head, c.tenant_id, c.conversation_id, c.event_seq + 1, p_event_type, NULL,
                                                  p_turn_id, v_actor, p_payload || jsonb_build_object('first_step', c.cur_step_count + 1), p_at),
-               lease_expires_at = CASE WHEN c.dispatch = 'manual' THEN NULL ELSE p_at + aos_agent.manual_lease() END,
+               -- the manual lease is renewed at most once a minute: lease_expires_at is indexed, and an
+               -- unchanged value lets PostgreSQL update the row in place (HOT)
+               lease_expires_at = CASE WHEN c.dispatch = 'manual' THEN NULL
+                                       WHEN c.lease_expires_at >= p_at + aos_agent.manual_lease() - interval '1 minute' THEN c.lease_expires_at
+                                       ELSE p_at + aos_agent.manual_lease() END,
                last_activity_at = p_at
          WHERE c.tenant_id = v_tenant AND c.conversation_id = v_conv AND c.run_state = 'manual' AND c.active_turn_id = p_turn_id
            AND c.status = 'active'
