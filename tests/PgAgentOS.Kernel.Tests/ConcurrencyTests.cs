@@ -178,7 +178,7 @@ public sealed class ConcurrencyTests(KernelDatabase db) : IClassFixture<KernelDa
         await using var dying = WorkerClient();
         await using var rescuer = WorkerClient();
 
-        var a = (await dying.ClaimTurnAsync("dying", 1, w.Tenant))!;
+        var a = (await dying.ClaimTurnAsync("dying", 2, w.Tenant))!;
         Assert.Equal((turn, 1, false), (a.TurnId, a.Attempt, a.Reclaimed));
         var r = await dying.RecordResponseAsync(turn, a.LeaseToken, new ModelResponse { Thinking = "first attempt's thought" });
         var thought = r.StepIds.Single();
@@ -263,7 +263,7 @@ public sealed class ConcurrencyTests(KernelDatabase db) : IClassFixture<KernelDa
         var until = DateTime.UtcNow.AddSeconds(6);   // three times the lease
         while (DateTime.UtcNow < until)
         {
-            await Task.Delay(400);
+            await Task.Delay(250);
             var renewed = await busy.HeartbeatAsync(turn, a.LeaseToken!.Value, 2);
             Assert.True(renewed >= expiry);
             expiry = renewed;
