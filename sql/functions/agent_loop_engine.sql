@@ -527,8 +527,9 @@ BEGIN
         )
         SELECT tt.turn_number, s.step_number, s.step_id, s.step_type, s.status, s.content, s.tool_name, s.iteration,
                coalesce(s.call_id, 'call_' || substr(replace(s.step_id::text, '-', ''), 1, 24)) AS call_id,
-               (SELECT coalesce(p.call_id, 'call_' || substr(replace(p.step_id::text, '-', ''), 1, 24))
-                  FROM aos_agent.step p WHERE p.tenant_id = p_tenant_id AND p.step_id = s.parent_step_id) AS parent_call_id,
+               CASE WHEN s.step_type = 'tool_result' THEN   -- (the lookup runs for tool results only)
+                   (SELECT coalesce(p.call_id, 'call_' || substr(replace(p.step_id::text, '-', ''), 1, 24))
+                      FROM aos_agent.step p WHERE p.tenant_id = p_tenant_id AND p.step_id = s.parent_step_id) END AS parent_call_id,
                (s.step_type = 'tool_call' AND EXISTS (
                     SELECT 1 FROM aos_agent.step x
                      WHERE x.tenant_id = p_tenant_id AND x.turn_id = s.turn_id AND x.parent_step_id = s.step_id
