@@ -17,19 +17,6 @@ public sealed class DumpRestoreTests
 
     private static decimal Price(long input, long output) => Math.Round((input * MiniIn + output * MiniOut) / 1_000_000m, 6);
 
-    /// <summary>The extension files PostgreSQL installs from must be this checkout's (setup.sh installs them).</summary>
-    private static async Task EnsureExtensionFilesAsync(TestCluster tc)
-    {
-        var share = (await OsProcess.RunAsync(tc.Binaries.Tool("pg_config"), ["--sharedir"], asServiceUser: false)).StdOut.Trim();
-        var version = KernelScript.Version;
-        var built = Path.Combine(K.RepoRoot, $"pgagentos--{version}.sql");
-        var installed = Path.Combine(share, "extension", $"pgagentos--{version}.sql");
-        if (File.Exists(built) && (!File.Exists(installed) || await File.ReadAllTextAsync(built) != await File.ReadAllTextAsync(installed)))
-        {
-            File.Copy(built, installed, overwrite: true);
-        }
-    }
-
     private static string Url(TestCluster tc, string database) =>
         ConnectionUrl.Build("127.0.0.1", tc.Cluster.State!.Port, database, tc.Cluster.State.SuperUser, tc.Cluster.State.SuperPassword);
 
@@ -50,7 +37,7 @@ public sealed class DumpRestoreTests
     public async Task EveryUserRowSurvivesDumpAndRestore()
     {
         var tc = await TestCluster.GetAsync();
-        await EnsureExtensionFilesAsync(tc);
+        await K.EnsureExtensionFilesAsync(tc);
         var source = await tc.CreateEmptyDatabaseAsync("dump");
         await tc.ExecSuperAsync(source, "CREATE EXTENSION pgagentos CASCADE");
 

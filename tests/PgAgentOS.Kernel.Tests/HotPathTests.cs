@@ -11,11 +11,26 @@ public sealed class HotPathTests(KernelDatabase db) : IClassFixture<KernelDataba
     /// <summary>Updates and HOT updates of aos_agent.conversation so far (after the driver's pending statistics are flushed).</summary>
     private async Task<(long Updates, long Hot)> CountersAsync(NpgsqlConnection driver)
     {
-        await driver.ExecAsync("SELECT pg_stat_force_next_flush()");   // flushed before the command returns
+        await driver.ExecAsync("SELECT pg_stat_force_next_flush()");   // flushed when the backend goes idle
         await using var su = await db.OpenAsync(null);
         var row = (await su.RowsAsync(
             "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relid = 'aos_agent.conversation'::regclass")).Single();
         return ((long)row["n_tup_upd"]!, (long)row["n_tup_hot_upd"]!);
+    }
+
+    /// <summary>The counters once <paramref name="updates"/> more updates than <paramref name="before"/> have been reported.</summary>
+    private async Task<(long Updates, long Hot)> CountersAfterAsync(NpgsqlConnection driver, (long Updates, long Hot) before, int updates)
+    {
+        var until = DateTime.UtcNow.AddSeconds(10);
+        while (true)
+        {
+            var now = await CountersAsync(driver);
+            if (now.Updates - before.Updates >= updates || DateTime.UtcNow > until)
+            {
+                return now;
+            }
+            await Task.Delay(200);
+        }
     }
 
     [Fact]
@@ -33,7 +48,7 @@ public sealed class HotPathTests(KernelDatabase db) : IClassFixture<KernelDataba
             await conn.ExecAsync("SELECT aos_agent.process_tool_call($1, 'web_search', '{\"query\": \"q\"}'::jsonb)", t);
             await conn.ExecAsync("SELECT aos_agent.record_tool_result($1, 'web_search', '{\"hits\": 1}')", t);
         }
-        var after = await CountersAsync(conn);
+        var after = await CountersAfterAsync(conn, before, 15);
         Assert.Equal(15, after.Updates - before.Updates);
         Assert.Equal(after.Updates - before.Updates, after.Hot - before.Hot);
     }
@@ -56,7 +71,7 @@ public sealed class HotPathTests(KernelDatabase db) : IClassFixture<KernelDataba
                 """, t, token));
             await worker.ExecAsync("SELECT aos_agent.record_tool_result($1, 'web_search', '{\"hits\": 1}', true, NULL, $2, $3)", t, token, ticket);
         }
-        var after = await CountersAsync(worker);
+        var after = await CountersAfterAsync(worker, before, 10);
         Assert.Equal(10, after.Updates - before.Updates);
         Assert.Equal(after.Updates - before.Updates, after.Hot - before.Hot);
     }

@@ -132,6 +132,24 @@ internal static class K
         }
     }
 
+    /// <summary>
+    /// CREATE EXTENSION reads the extension files installed into PostgreSQL's share directory, which every checkout
+    /// on this machine shares (scripts/setup.sh installs them): make sure they are this checkout's build.
+    /// </summary>
+    public static async Task EnsureExtensionFilesAsync(TestCluster tc)
+    {
+        var share = (await PgAgentOS.Embedded.OsProcess.RunAsync(tc.Binaries.Tool("pg_config"), ["--sharedir"], asServiceUser: false)).StdOut.Trim();
+        foreach (var name in new[] { $"pgagentos--{PgAgentOS.Client.KernelScript.Version}.sql", "pgagentos.control" })
+        {
+            var built = Path.Combine(RepoRoot, name);
+            var installed = Path.Combine(share, "extension", name);
+            if (File.Exists(built) && (!File.Exists(installed) || await File.ReadAllTextAsync(built) != await File.ReadAllTextAsync(installed)))
+            {
+                File.Copy(built, installed, overwrite: true);
+            }
+        }
+    }
+
     /// <summary>Waits until <paramref name="condition"/> holds (polling), or fails after <paramref name="timeout"/>.</summary>
     public static async Task EventuallyAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
     {
