@@ -42,7 +42,9 @@ BEGIN
     -- token): anyone else learns nothing about a turn of another tenant, not even that it exists.
     SELECT t.turn_number, t.status AS turn_status, c.status AS conv_status, c.run_state, c.lease_token, c.lease_worker,
            c.active_turn_id, c.cur_deadline, c.cur_iteration, c.cur_max_iterations,
-           (SELECT a.turn_number FROM aos_agent.turn a WHERE a.tenant_id = c.tenant_id AND a.turn_id = c.active_turn_id) AS active_number
+           (SELECT a.turn_number FROM aos_agent.turn a WHERE a.tenant_id = c.tenant_id AND a.turn_id = c.active_turn_id) AS active_number,
+           (SELECT r.status FROM aos_core.run r
+             WHERE r.tenant_id = t.tenant_id AND r.turn_id = t.turn_id AND r.lease_token = p_lease_token LIMIT 1) AS token_run_status
       INTO v
       FROM aos_agent.turn t
       JOIN aos_agent.conversation c ON c.tenant_id = t.tenant_id AND c.conversation_id = t.conversation_id
@@ -58,6 +60,12 @@ BEGIN
     END IF;
     IF NOT v_found THEN
         PERFORM aos_core._not_found('turn', p_turn_id);
+    END IF;
+    -- A zombie: its lease expired and the turn was taken over. Whatever happened to the turn since,
+    -- the answer for that worker is the same: the lease is gone.
+    IF v.token_run_status = 'lost' THEN
+        RAISE EXCEPTION 'the lease on turn % expired and the turn was taken over', p_turn_id
+            USING ERRCODE = 'AO004', HINT = 'Stop working on it: another attempt runs (or ran) it.';
     END IF;
     IF v.turn_status IN ('completed', 'failed', 'cancelled', 'dead') THEN
         RAISE EXCEPTION 'turn % is %', p_turn_id, v.turn_status
@@ -105,7 +113,7 @@ COMMENT ON FUNCTION aos_agent._diagnose(uuid, uuid, timestamptz) IS 'Internal: r
 -- the conversation state, the deadline and the iteration budget; bumps the active turn's step
 -- counter, iteration, tokens and cost; links the event into the conversation's chain; and
 -- writes that event. p_kind: 'model' (output of a model response), 'input' (tool results,
--- injected messages), 'other'.
+-- injected messages), 'end' (fail_turn: ending a turn is allowed past its deadline), 'other'.
 -- ---------------------------------------------------------------------------------------------
 CREATE FUNCTION aos_agent._advance(
     p_turn_id uuid, p_lease_token uuid, p_nsteps integer, p_kind text,
@@ -138,7 +146,7 @@ BEGIN
                                                  p_turn_id, v_actor, p_payload || jsonb_build_object('first_step', c.cur_step_count + 1), p_at),
                last_activity_at = p_at
          WHERE c.lease_token = p_lease_token AND c.run_state = 'leased' AND c.active_turn_id = p_turn_id AND c.status = 'active'
-           AND (c.cur_deadline IS NULL OR c.cur_deadline >= p_at)
+           AND (p_kind = 'end' OR c.cur_deadline IS NULL OR c.cur_deadline >= p_at)
            AND NOT (p_kind = 'model' AND c.cur_phase <> 'model' AND c.cur_iteration >= c.cur_max_iterations)
         RETURNING c.tenant_id, c.conversation_id, c.cur_step_count - p_nsteps + 1, c.cur_iteration, c.cur_attempt,
                   c.cur_input_tokens + c.cur_output_tokens, c.cur_cost_usd, c.cur_max_tokens, c.cur_max_cost_usd, c.cur_model_id,
@@ -162,11 +170,15 @@ BEGIN
                event_seq = c.event_seq + 1,
                event_head = aos_core.event_hash(c.event_head, c.tenant_id, c.conversation_id, c.event_seq + 1, p_event_type, NULL,
                                                  p_turn_id, v_actor, p_payload || jsonb_build_object('first_step', c.cur_step_count + 1), p_at),
-               lease_expires_at = CASE WHEN c.dispatch = 'manual' THEN NULL ELSE p_at + aos_agent.manual_lease() END,
+               -- the manual lease is renewed at most once a minute: lease_expires_at is indexed, and an
+               -- unchanged value lets PostgreSQL update the row in place (HOT)
+               lease_expires_at = CASE WHEN c.dispatch = 'manual' THEN NULL
+                                       WHEN c.lease_expires_at >= p_at + aos_agent.manual_lease() - interval '1 minute' THEN c.lease_expires_at
+                                       ELSE p_at + aos_agent.manual_lease() END,
                last_activity_at = p_at
          WHERE c.tenant_id = v_tenant AND c.conversation_id = v_conv AND c.run_state = 'manual' AND c.active_turn_id = p_turn_id
            AND c.status = 'active'
-           AND (c.cur_deadline IS NULL OR c.cur_deadline >= p_at)
+           AND (p_kind = 'end' OR c.cur_deadline IS NULL OR c.cur_deadline >= p_at)
            AND NOT (p_kind = 'model' AND c.cur_phase <> 'model' AND c.cur_iteration >= c.cur_max_iterations)
         RETURNING c.tenant_id, c.conversation_id, c.cur_step_count - p_nsteps + 1, c.cur_iteration, c.cur_attempt,
                   c.cur_input_tokens + c.cur_output_tokens, c.cur_cost_usd, c.cur_max_tokens, c.cur_max_cost_usd, c.cur_model_id,
@@ -526,8 +538,9 @@ BEGIN
         )
         SELECT tt.turn_number, s.step_number, s.step_id, s.step_type, s.status, s.content, s.tool_name, s.iteration,
                coalesce(s.call_id, 'call_' || substr(replace(s.step_id::text, '-', ''), 1, 24)) AS call_id,
-               (SELECT coalesce(p.call_id, 'call_' || substr(replace(p.step_id::text, '-', ''), 1, 24))
-                  FROM aos_agent.step p WHERE p.tenant_id = p_tenant_id AND p.step_id = s.parent_step_id) AS parent_call_id,
+               CASE WHEN s.step_type = 'tool_result' THEN   -- (the lookup runs for tool results only)
+                   (SELECT coalesce(p.call_id, 'call_' || substr(replace(p.step_id::text, '-', ''), 1, 24))
+                      FROM aos_agent.step p WHERE p.tenant_id = p_tenant_id AND p.step_id = s.parent_step_id) END AS parent_call_id,
                (s.step_type = 'tool_call' AND EXISTS (
                     SELECT 1 FROM aos_agent.step x
                      WHERE x.tenant_id = p_tenant_id AND x.turn_id = s.turn_id AND x.parent_step_id = s.step_id
@@ -1008,6 +1021,33 @@ $$;
 COMMENT ON FUNCTION aos_agent.process_tool_call(uuid, text, jsonb, uuid, text) IS
     'Records a tool call and decides it: status approved (run it; workers get a ticket), awaiting_approval (the turn waits for approve_step) or rejected (with the reason). Definer rights: steps, decisions, tickets and events are written only by the kernel; the tenant comes from the lease token or from the session''s binding, never from an argument.';
 
+-- The same with the arguments as JSON text: what a client sends when it passes the model's
+-- "arguments" string as a plain text parameter (Npgsql, JDBC, psycopg 3). A quoted literal in
+-- psql ('{"query": "..."}') also lands here. Invoker rights: it only parses and delegates.
+CREATE FUNCTION aos_agent.process_tool_call(p_turn_id uuid, p_tool_name text, p_tool_input text,
+                                            p_lease_token uuid DEFAULT NULL, p_call_id text DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_input jsonb;
+BEGIN
+    PERFORM aos_core._check_id(p_turn_id, 'turn id');
+    PERFORM aos_core._check_text(p_tool_name, 'tool name', 64);
+    PERFORM aos_core._check_text(p_tool_input, 'tool input', 1048576);  -- aos_core.max_content_bytes()
+    BEGIN
+        v_input := p_tool_input::jsonb;
+    EXCEPTION WHEN invalid_text_representation THEN
+        RAISE EXCEPTION 'the arguments of tool call % are not JSON', p_tool_name
+            USING ERRCODE = '22P02', HINT = 'Pass the arguments the model returned, e.g. {"query": "asyncio"}.';
+    END;
+    RETURN aos_agent.process_tool_call(p_turn_id, p_tool_name, v_input, p_lease_token, p_call_id);
+END
+$$;
+COMMENT ON FUNCTION aos_agent.process_tool_call(uuid, text, text, uuid, text) IS
+    'process_tool_call with the arguments as JSON text (the model''s "arguments" string, passed as a text parameter).';
+
 CREATE FUNCTION aos_agent.complete_turn(p_turn_id uuid, p_assistant_message text, p_tokens_used integer DEFAULT 0,
                                         p_cost_usd numeric DEFAULT NULL, p_lease_token uuid DEFAULT NULL,
                                         p_usage jsonb DEFAULT NULL, p_thinking text DEFAULT NULL)
@@ -1094,6 +1134,7 @@ DECLARE
     v_adv     record;
     v_call    aos_agent.step%ROWTYPE;
     v_exec    uuid;
+    v_tenant  uuid;
 BEGIN
     PERFORM aos_core._check_id(p_turn_id, 'turn id');
     PERFORM aos_core._check_text(p_tool_name, 'tool name', 64);
@@ -1106,6 +1147,19 @@ BEGIN
     IF p_lease_token IS NOT NULL AND p_ticket IS NULL THEN
         RAISE EXCEPTION 'a worker must present the execution ticket of the tool call'
             USING ERRCODE = 'AO005', HINT = 'begin_tool_execution (or record_response) issues the ticket.';
+    END IF;
+    IF p_lease_token IS NULL THEN
+        -- By hand: a result for a call that was not approved is refused before anything else.
+        v_tenant := aos_auth._require_tenant();
+        IF NOT EXISTS (SELECT 1 FROM aos_agent.step s
+                        WHERE s.tenant_id = v_tenant AND s.turn_id = p_turn_id AND s.step_type = 'tool_call' AND s.tool_name = p_tool_name
+                          AND s.status IN ('approved', 'executing') AND (p_step_id IS NULL OR s.step_id = p_step_id))
+           AND EXISTS (SELECT 1 FROM aos_agent.step s
+                        WHERE s.tenant_id = v_tenant AND s.turn_id = p_turn_id AND s.step_type = 'tool_call' AND s.tool_name = p_tool_name
+                          AND s.status IN ('pending', 'needs_review', 'rejected') AND (p_step_id IS NULL OR s.step_id = p_step_id)) THEN
+            RAISE EXCEPTION 'the % call of turn % is not approved', p_tool_name, p_turn_id
+                USING ERRCODE = 'AO005', HINT = 'Run a tool call only after aos_agent.approve_step approved it; a rejected call has no result.';
+        END IF;
     END IF;
     v_content := jsonb_build_object('tool', p_tool_name, 'output', p_output, 'success', coalesce(p_success, true))
                  || CASE WHEN p_error_message IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('error', p_error_message) END;
@@ -1307,6 +1361,8 @@ BEGIN
                 RETURN NULL;
             END IF;
         END IF;
+        -- the claim happens now, with the conversation locked (not when the search began)
+        v_at := clock_timestamp();
         PERFORM aos_auth._act_as(v_c.tenant_id);
         IF v_reclaim AND NOT aos_agent._lost_attempt(v_c.tenant_id, v_c.active_turn_id, v_at) THEN
             CONTINUE;
@@ -1361,6 +1417,10 @@ BEGIN
         PERFORM aos_core._not_found('turn', p_turn_id);
     END IF;
     SELECT * INTO v_conv FROM aos_agent.conversation WHERE tenant_id = v_tenant AND conversation_id = v_turn.conversation_id FOR UPDATE;
+    IF v_conv.status = 'paused' AND v_turn.status NOT IN ('completed', 'failed', 'cancelled', 'dead') THEN
+        RAISE EXCEPTION 'conversation % is paused', v_conv.conversation_id
+            USING ERRCODE = 'AO008', HINT = 'Nothing runs until aos_agent.resume_conversation; aos_agent.get_turn_state reads the turn meanwhile.';
+    END IF;
     IF v_turn.status IN ('completed', 'failed', 'cancelled', 'dead') OR v_conv.active_turn_id IS DISTINCT FROM p_turn_id
        OR v_conv.run_state = 'waiting' THEN
         IF v_turn.status = 'queued' THEN
@@ -1469,6 +1529,7 @@ DECLARE
     v_content jsonb;
     v_adv     record;
     v_turn    aos_agent.turn%ROWTYPE;
+    v_state   text;
 BEGIN
     PERFORM aos_core._check_id(p_turn_id, 'turn id');
     PERFORM aos_core._check_text(p_error_message, 'error message', 65536);
@@ -1476,7 +1537,7 @@ BEGIN
         PERFORM aos_core._check_json(p_details, 'details', 'object', 262144);
     END IF;
     v_content := jsonb_build_object('message', p_error_message) || CASE WHEN p_details IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('details', p_details) END;
-    SELECT * INTO v_adv FROM aos_agent._advance(p_turn_id, p_lease_token, 1, 'other', NULL, NULL, NULL, 'turn.error',
+    SELECT * INTO v_adv FROM aos_agent._advance(p_turn_id, p_lease_token, 1, 'end', NULL, NULL, NULL, 'turn.error',
         jsonb_build_object('steps', jsonb_build_array(aos_agent._step_ref(v_id, 'error', v_content))), v_at);
     PERFORM aos_agent._insert_step(v_adv.tenant_id, v_id, p_turn_id, v_adv.conversation_id, v_adv.first_step, 'error', 'completed',
         v_adv.iteration, v_adv.attempt, v_content, v_at);
@@ -1487,9 +1548,14 @@ BEGIN
                errors = errors || jsonb_build_object('attempt', attempt, 'error', p_error_message, 'at', v_at)
          WHERE tenant_id = v_adv.tenant_id AND turn_id = p_turn_id;
         PERFORM aos_agent._park(v_adv.tenant_id, p_turn_id, 'queued', 'failed', v_at);
-        UPDATE aos_agent.conversation SET run_state = 'ready', ready_at = v_at, cur_phase = 'input'
-         WHERE tenant_id = v_adv.tenant_id AND conversation_id = v_adv.conversation_id AND status = 'active';
-        PERFORM pg_notify('aos_turn_ready', p_turn_id::text);
+        -- queued again: for workers, or (a conversation driven by hand) for the next run_turn
+        UPDATE aos_agent.conversation SET run_state = CASE WHEN dispatch = 'manual' THEN 'manual' ELSE 'ready' END,
+               ready_at = v_at, cur_phase = 'input'
+         WHERE tenant_id = v_adv.tenant_id AND conversation_id = v_adv.conversation_id AND status = 'active'
+        RETURNING run_state INTO v_state;
+        IF v_state = 'ready' THEN
+            PERFORM pg_notify('aos_turn_ready', p_turn_id::text);
+        END IF;
         RETURN 'retry';
     END IF;
     PERFORM aos_agent._finish_turn(v_adv.tenant_id, p_turn_id, 'failed', NULL, p_error_message, v_at);

@@ -67,7 +67,8 @@ GRANT EXECUTE ON FUNCTION
     aos_auth.create_principal, aos_auth.grant_role, aos_auth.revoke_role, aos_auth.create_api_key, aos_auth.revoke_api_key,
     aos_persona.create_persona, aos_persona.get_effective_params,
     aos_agent.default_model_id, aos_agent.create_agent, aos_agent.update_agent, aos_agent.start_conversation, aos_agent.send_message,
-    aos_agent.run_turn, aos_agent.record_response, aos_agent.record_thinking, aos_agent.process_tool_call,
+    aos_agent.run_turn, aos_agent.record_response, aos_agent.record_thinking,
+    aos_agent.process_tool_call(uuid, text, jsonb, uuid, text), aos_agent.process_tool_call(uuid, text, text, uuid, text),
     aos_agent.record_tool_result, aos_agent.complete_turn, aos_agent.fail_turn, aos_agent.cancel_turn,
     aos_agent.approve_step, aos_agent.bulk_approve_tools, aos_agent.inject_message, aos_agent.override_response,
     aos_agent.pause_conversation, aos_agent.resume_conversation, aos_agent.close_conversation,
@@ -125,7 +126,8 @@ GRANT EXECUTE ON FUNCTION aos_auth.create_tenant TO aos_admin;
 -- aos_worker: only through the turns it leases ------------------------------------------------------
 GRANT EXECUTE ON FUNCTION
     aos_agent.claim_turn, aos_agent.run_turn, aos_agent.heartbeat, aos_agent.release_turn,
-    aos_agent.record_response, aos_agent.record_thinking, aos_agent.process_tool_call, aos_agent.begin_tool_execution,
+    aos_agent.record_response, aos_agent.record_thinking, aos_agent.begin_tool_execution,
+    aos_agent.process_tool_call(uuid, text, jsonb, uuid, text), aos_agent.process_tool_call(uuid, text, text, uuid, text),
     aos_agent.record_tool_result, aos_agent.complete_turn, aos_agent.fail_turn,
     aos_agent.turn_memory_read, aos_agent.turn_memory_write, aos_meta.compute_cost, aos_core.json_sha256
   TO aos_worker;

@@ -125,11 +125,18 @@ CREATE TABLE aos_meta.llm_model_registry (
 COMMENT ON TABLE aos_meta.llm_model_registry IS
     'LLM models agents can use: provider, context window, output limit, USD price per million input/output tokens, default parameters and capabilities.';
 
+-- The presets have the same model_id in every database (derived from provider and name), so that
+-- rows referring to them survive pg_dump/pg_restore (the extension recreates the presets; only
+-- rows users added are dumped) and mean the same model in every installation.
 INSERT INTO aos_meta.llm_model_registry
-    (provider, model_name, display_name, context_window, max_output_tokens, input_price_per_mtok,
+    (model_id, provider, model_name, display_name, context_window, max_output_tokens, input_price_per_mtok,
      output_price_per_mtok, default_params, supports_function_calling, supports_streaming,
      supports_vision, supports_reasoning, endpoint_template, api_key_env_var, is_preset)
-VALUES
+SELECT md5('pgagentos-model:' || v.provider || '/' || v.model_name)::uuid, v.provider, v.model_name, v.display_name,
+       v.context_window, v.max_output_tokens, v.input_price_per_mtok, v.output_price_per_mtok, v.default_params::jsonb,
+       v.supports_function_calling, v.supports_streaming, v.supports_vision, v.supports_reasoning, v.endpoint_template,
+       v.api_key_env_var, v.is_preset
+FROM (VALUES
     ('openai', 'gpt-4o', 'GPT-4o', 128000, 16384, 2.50, 10.00,
         '{"temperature": 0.7, "max_tokens": 4096}', true, true, true, false,
         'https://api.openai.com/v1', 'OPENAI_API_KEY', true),
@@ -170,7 +177,10 @@ VALUES
         '{"temperature": 0.7, "max_tokens": 2048}', true, true, false, false,
         'http://localhost:11434', NULL, true),
     ('builtin', 'scripted', 'Scripted stand-in (deterministic, not an AI)', 1000000, 100000, 0, 0,
-        '{"max_tokens": 4096}', true, true, false, true, NULL, NULL, true);
+        '{"max_tokens": 4096}', true, true, false, true, NULL::text, NULL::text, true)
+) v(provider, model_name, display_name, context_window, max_output_tokens, input_price_per_mtok,
+    output_price_per_mtok, default_params, supports_function_calling, supports_streaming,
+    supports_vision, supports_reasoning, endpoint_template, api_key_env_var, is_preset);
 
 -- ---------------------------------------------------------------------------------------------
 -- resolve_model_params: the parameters one LLM call uses, merged in the order
@@ -211,11 +221,17 @@ BEGIN
                 USING ERRCODE = '22023', HINT = 'Pass parameters such as {"temperature": 0.2}.';
         END IF;
     END LOOP;
-    v_params := aos_meta.jsonb_deep_merge(
-                    aos_meta.jsonb_deep_merge(
-                        aos_meta.jsonb_deep_merge(v_model.default_params, p_persona_params),
-                        p_agent_params),
-                    p_call_params);
+    -- (empty layers are skipped: resolving runs on every claim)
+    v_params := v_model.default_params;
+    IF p_persona_params IS NOT NULL AND p_persona_params <> '{}' THEN
+        v_params := aos_meta.jsonb_deep_merge(v_params, p_persona_params);
+    END IF;
+    IF p_agent_params IS NOT NULL AND p_agent_params <> '{}' THEN
+        v_params := aos_meta.jsonb_deep_merge(v_params, p_agent_params);
+    END IF;
+    IF p_call_params IS NOT NULL AND p_call_params <> '{}' THEN
+        v_params := aos_meta.jsonb_deep_merge(v_params, p_call_params);
+    END IF;
     IF v_params ? 'max_tokens' THEN
         IF jsonb_typeof(v_params -> 'max_tokens') <> 'number' OR (v_params ->> 'max_tokens')::numeric <= 0 THEN
             RAISE EXCEPTION 'max_tokens must be a positive number, got %', v_params -> 'max_tokens'

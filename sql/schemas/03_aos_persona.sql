@@ -22,7 +22,7 @@ CREATE TABLE aos_persona.persona (
     CONSTRAINT persona_model_fkey FOREIGN KEY (model_id) REFERENCES aos_meta.llm_model_registry (model_id),
     CONSTRAINT persona_name_key UNIQUE (tenant_id, name),
     CONSTRAINT persona_name_check CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9_ .-]{0,99}$'),
-    CONSTRAINT persona_system_prompt_check CHECK (length(system_prompt) BETWEEN 1 AND 100000),
+    CONSTRAINT persona_system_prompt_check CHECK (octet_length(system_prompt) BETWEEN 1 AND 400000),
     CONSTRAINT persona_traits_check CHECK (jsonb_typeof(traits) = 'object'),
     CONSTRAINT persona_rules_check CHECK (jsonb_typeof(rules) = 'array'),
     CONSTRAINT persona_params_check CHECK (jsonb_typeof(override_params) = 'object'),

@@ -136,7 +136,7 @@ CREATE TABLE aos_agent.turn (
     CONSTRAINT turn_number_key UNIQUE (tenant_id, conversation_id, turn_number),
     CONSTRAINT turn_status_check CHECK (status IN ('queued', 'running', 'waiting_tool', 'waiting_human', 'completed', 'failed', 'cancelled', 'dead')),
     CONSTRAINT turn_driver_check CHECK (driver IN ('worker', 'manual')),
-    CONSTRAINT turn_user_message_check CHECK (length(user_message) BETWEEN 1 AND 1000000),
+    CONSTRAINT turn_user_message_check CHECK (octet_length(user_message) BETWEEN 1 AND 1048576),  -- aos_core.max_content_bytes()
     CONSTRAINT turn_attachments_check CHECK (jsonb_typeof(attachments) = 'array'),
     CONSTRAINT turn_errors_check CHECK (jsonb_typeof(errors) = 'array'),
     CONSTRAINT turn_counts_check CHECK (attempt >= 0 AND failures >= 0 AND max_attempts >= 1 AND step_count >= 0
@@ -180,6 +180,7 @@ CREATE TABLE aos_agent.step (
 CREATE INDEX step_created_idx ON aos_agent.step (tenant_id, created_at DESC);
 CREATE INDEX step_pending_tool_idx ON aos_agent.step (tenant_id, created_at)
     WHERE step_type = 'tool_call' AND status IN ('pending', 'needs_review');
+CREATE INDEX step_error_idx ON aos_agent.step (tenant_id, created_at DESC) WHERE step_type = 'error';  -- error_log
 COMMENT ON TABLE aos_agent.step IS
     'Steps: every thought, tool call, tool result, answer and human intervention of a turn, in order. Content never changes; a tool call''s status moves through its approval and execution.';
 
@@ -242,7 +243,7 @@ CREATE TABLE aos_agent.memory (
     CONSTRAINT memory_key_check CHECK (length(key) BETWEEN 1 AND 200),
     CONSTRAINT memory_type_check CHECK (memory_type IN ('fact', 'preference', 'summary', 'note')),
     CONSTRAINT memory_importance_check CHECK (importance BETWEEN 0 AND 1),
-    CONSTRAINT memory_value_size_check CHECK (pg_column_size(value) <= 1048576)
+    CONSTRAINT memory_value_size_check CHECK (octet_length(value::text) <= 1048576)  -- as the API measures it
 );
 COMMENT ON TABLE aos_agent.memory IS 'What agents remember across conversations, by key (with an optional embedding for similarity search).';
 

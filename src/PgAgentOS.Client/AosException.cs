@@ -11,7 +11,7 @@ public enum AosErrorKind
     InvalidArgument,
     /// <summary>An unknown id, or an id of another tenant (AO002).</summary>
     NotFound,
-    /// <summary>A transition the state machine does not allow (AO003, AO008, AO009, AO007).</summary>
+    /// <summary>A transition the state machine does not allow (AO003, AO007, AO008, AO009), a name taken (AO012), something inactive (AO013) or immutable (AO014).</summary>
     Conflict,
     /// <summary>The worker's lease on the turn is gone: another worker owns it now (AO004).</summary>
     LeaseLost,
@@ -48,7 +48,7 @@ public class AosException : Exception
     public static AosErrorKind KindOf(string sqlState) => sqlState switch
     {
         "AO002" => AosErrorKind.NotFound,
-        "AO003" or "AO007" or "AO008" or "AO009" => AosErrorKind.Conflict,
+        "AO003" or "AO007" or "AO008" or "AO009" or "AO012" or "AO013" or "AO014" => AosErrorKind.Conflict,
         "AO004" => AosErrorKind.LeaseLost,
         "AO001" or "AO005" or "AO006" or "AO011" or "42501" => AosErrorKind.Denied,
         "AO010" => AosErrorKind.InvalidArgument,

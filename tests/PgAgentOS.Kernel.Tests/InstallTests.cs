@@ -10,6 +10,7 @@ public sealed class InstallTests
     public async Task ManualAndExtensionPathsCreateTheSameObjects()
     {
         var tc = await TestCluster.GetAsync();
+        await K.EnsureExtensionFilesAsync(tc);
         var manualDb = await tc.CreateEmptyDatabaseAsync("manual");
         var extDb = await tc.CreateEmptyDatabaseAsync("ext");
 
@@ -35,6 +36,7 @@ public sealed class InstallTests
     public async Task InstallingTwiceChangesNothing()
     {
         var tc = await TestCluster.GetAsync();
+        await K.EnsureExtensionFilesAsync(tc);
         var db = await tc.CreateEmptyDatabaseAsync("twice");
         await using var conn = new NpgsqlConnection(tc.ConnectionString(db));
         await conn.OpenAsync();
@@ -52,6 +54,7 @@ public sealed class InstallTests
     public async Task TwoInstallersAtOnceInstallOnce()
     {
         var tc = await TestCluster.GetAsync();
+        await K.EnsureExtensionFilesAsync(tc);
         var db = await tc.CreateEmptyDatabaseAsync("race");
         var results = await Task.WhenAll(Enumerable.Range(0, 3).Select(async _ =>
         {
@@ -67,6 +70,7 @@ public sealed class InstallTests
     public async Task DropExtensionCascadeLeavesNothingBehind()
     {
         var tc = await TestCluster.GetAsync();
+        await K.EnsureExtensionFilesAsync(tc);
         var db = await tc.CreateEmptyDatabaseAsync("drop");
         await using var conn = new NpgsqlConnection(tc.ConnectionString(db));
         await conn.OpenAsync();
@@ -85,6 +89,7 @@ public sealed class InstallTests
     public async Task AnOlderInstallWithoutAnUpgradePathIsRefusedUntouched()
     {
         var tc = await TestCluster.GetAsync();
+        await K.EnsureExtensionFilesAsync(tc);
         var db = await tc.CreateDatabaseAsync("old");
         await using var conn = new NpgsqlConnection(tc.ConnectionString(db));
         await conn.OpenAsync();
@@ -105,6 +110,7 @@ public sealed class InstallTests
     public async Task LeftoverSchemasWithoutAVersionAreRefused()
     {
         var tc = await TestCluster.GetAsync();
+        await K.EnsureExtensionFilesAsync(tc);
         var db = await tc.CreateEmptyDatabaseAsync("leftover");
         await using var conn = new NpgsqlConnection(tc.ConnectionString(db));
         await conn.OpenAsync();
