@@ -46,6 +46,9 @@ public sealed class CliContext
     /// <summary>True when standard output is a terminal: colours and live displays are on.</summary>
     public bool IsTerminal { get; }
 
+    /// <summary>Check that every command's examples parse (tests turn this on).</summary>
+    public bool ValidateExamples { get; init; }
+
     /// <summary>Reads an environment variable.</summary>
     public Func<string, string?> Env { get; }
 
