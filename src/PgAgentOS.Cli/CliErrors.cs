@@ -43,6 +43,8 @@ public static class CliErrors
                 return (ExitCodes.Unavailable, $"cannot connect: {a.Message}", "Check the user, password and database in --db / AOS_DATABASE_URL.");
             case AosException a when a.SqlState is "57P01" or "57P03" or "08006" or "08001":
                 return (ExitCodes.Unavailable, $"the database is not available: {a.Message}", "Start it with aos up, or check --db / AOS_DATABASE_URL.");
+            case AosException a when a.SqlState == "42501" && a.Hint is null:
+                return (ExitCodes.Denied, a.Message, "This login lacks the privilege: use an administrator login (a member of aos_admin), or one granted the role that may do this.");
             case AosException a:
                 return (a.ExitCode(), a.Message, a.Hint);
             case KernelInstallException k:

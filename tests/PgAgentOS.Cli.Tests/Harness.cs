@@ -47,22 +47,118 @@ public sealed class Aos(string? dbUrl, IReadOnlyDictionary<string, string?>? env
     public Task<CliResult> RunAsync(params string[] args) => RunAsync(null, CancellationToken.None, args);
 
     /// <summary>Runs aos with standard input.</summary>
-    public async Task<CliResult> RunAsync(string? input, CancellationToken ct, params string[] args)
+    public Task<CliResult> RunAsync(string? input, CancellationToken ct, params string[] args) =>
+        RunAsync(input, new LiveWriter(), new LiveWriter(), ct, args);
+
+    /// <summary>Starts aos in the background; its output can be read while it runs.</summary>
+    public Running Start(params string[] args)
     {
-        var o = new StringWriter { NewLine = "\n" };
-        var e = new StringWriter { NewLine = "\n" };
+        var o = new LiveWriter();
+        var e = new LiveWriter();
+        var cts = new CancellationTokenSource();
+        return new Running(o, e, cts, RunAsync(null, o, e, cts.Token, args));
+    }
+
+    private async Task<CliResult> RunAsync(string? input, LiveWriter o, LiveWriter e, CancellationToken ct, string[] args)
+    {
         var vars = new Dictionary<string, string?>(env ?? new Dictionary<string, string?>());
         if (DbUrl is not null && !vars.ContainsKey("AOS_DATABASE_URL"))
         {
             vars["AOS_DATABASE_URL"] = DbUrl;
         }
-        var ctx = new CliContext(TextWriter.Synchronized(o), TextWriter.Synchronized(e), false, n => vars.GetValueOrDefault(n),
+        var ctx = new CliContext(o, e, false, n => vars.GetValueOrDefault(n),
             input is null ? null : new StringReader(input))
         {
             ValidateExamples = true,
         };
         var code = await Task.Run(() => AosApp.RunAsync(args, ctx, ct), CancellationToken.None);
-        return new CliResult(code, o.ToString(), e.ToString());
+        return new CliResult(code, o.Text, e.Text);
+    }
+}
+
+/// <summary>A command running in the background.</summary>
+public sealed class Running(LiveWriter output, LiveWriter error, CancellationTokenSource stop, Task<CliResult> result) : IDisposable
+{
+    /// <summary>What it printed so far.</summary>
+    public string Out => output.Text;
+
+    /// <summary>What it printed on standard error so far.</summary>
+    public string Err => error.Text;
+
+    /// <summary>Its result.</summary>
+    public Task<CliResult> Result { get; } = result;
+
+    /// <summary>Waits until its output contains a text (or it ends, or 20 s pass).</summary>
+    public async Task WaitForAsync(string text, int times = 1)
+    {
+        int Count() => (Out.Length - Out.Replace(text, "", StringComparison.Ordinal).Length) / text.Length;
+        for (var i = 0; i < 400 && Count() < times; i++)
+        {
+            if (Result.IsCompleted)
+            {
+                break;
+            }
+            await Task.Delay(50);
+        }
+        Assert.True(Count() >= times, $"'{text}' did not appear {times} times; output so far:\n{Out}\n{Err}");
+    }
+
+    /// <summary>Presses Ctrl+C.</summary>
+    public void Interrupt() => stop.Cancel();
+
+    /// <inheritdoc />
+    public void Dispose() => stop.Dispose();
+}
+
+/// <summary>A text writer that can be read while another thread writes to it.</summary>
+public sealed class LiveWriter : TextWriter
+{
+    private readonly StringBuilder _sb = new();
+
+    /// <inheritdoc />
+    public override Encoding Encoding => Encoding.UTF8;
+
+    /// <inheritdoc />
+    [System.Diagnostics.CodeAnalysis.AllowNull]
+    public override string NewLine { get => "\n"; set { } }
+
+    /// <summary>Everything written so far.</summary>
+    public string Text
+    {
+        get
+        {
+            lock (_sb)
+            {
+                return _sb.ToString();
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public override void Write(char value)
+    {
+        lock (_sb)
+        {
+            _sb.Append(value);
+        }
+    }
+
+    /// <inheritdoc />
+    public override void Write(string? value)
+    {
+        lock (_sb)
+        {
+            _sb.Append(value);
+        }
+    }
+
+    /// <inheritdoc />
+    public override void Write(char[] buffer, int index, int count)
+    {
+        lock (_sb)
+        {
+            _sb.Append(buffer, index, count);
+        }
     }
 }
 

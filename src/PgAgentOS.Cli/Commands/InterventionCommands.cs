@@ -312,7 +312,7 @@ public sealed class FlagCommand : TenantCommand<FlagSettings>
     /// <inheritdoc />
     protected override async Task<int> RunAsync(Session session, TenantRef tenant, AosClient client, FlagSettings settings, CancellationToken ct)
     {
-        var (kind, id) = await ResolveTargetAsync(client, settings.Target, ct);
+        var (kind, id) = await ResolveTargetAsync(client, tenant, settings.Target, ct);
         var observation = await client.FlagIssueAsync(settings.Severity, settings.Reason,
             stepId: kind == AosIdKind.Step ? id : null,
             turnId: kind == AosIdKind.Turn ? id : null,
@@ -330,7 +330,7 @@ public sealed class FlagCommand : TenantCommand<FlagSettings>
     }
 
     /// <summary>Finds which kind of object an id (or prefix) names: a step, a turn or a conversation.</summary>
-    private static async Task<(AosIdKind, Guid)> ResolveTargetAsync(AosClient client, string text, CancellationToken ct)
+    private static async Task<(AosIdKind, Guid)> ResolveTargetAsync(AosClient client, TenantRef tenant, string text, CancellationToken ct)
     {
         var hex = text.Trim().Replace("-", "", StringComparison.Ordinal);
         if (hex.Length < 4 || hex.Length > 32 || !hex.All(Uri.IsHexDigit))
@@ -345,7 +345,7 @@ public sealed class FlagCommand : TenantCommand<FlagSettings>
         return found.Count switch
         {
             1 => found[0],
-            0 => throw new CliException($"no step, turn or conversation of this tenant has the id {text}", ExitCodes.NotFound,
+            0 => throw new CliException($"no step, turn or conversation of tenant {tenant.Name} has the id {text}", ExitCodes.NotFound,
                 "aos timeline CONVERSATION shows step and turn ids (pass --tenant for another tenant)."),
             _ => throw new CliException($"more than one step, turn or conversation has an id starting with {text}", ExitCodes.Usage,
                 "Type more characters of the id."),

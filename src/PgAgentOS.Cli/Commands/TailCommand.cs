@@ -106,10 +106,11 @@ public sealed class TailCommand : AosCommand<TailSettings>
         try
         {
             // Start from the database's clock: what happened before is shown by --last only.
+            var since = await session.Client.DatabaseNowAsync(stop.Token);
             var first = new List<(Scope Scope, StepRow Step)>();
             foreach (var s in scopes)
             {
-                s.DecisionsAfter = await s.Client.DatabaseNowAsync(stop.Token);
+                s.DecisionsAfter = s.Floor = since;
                 if (settings.Last > 0)
                 {
                     first.AddRange((await s.Client.StepsSinceAsync(null, agentId, conversationId, settings.Last, stop.Token)).Select(x => (s, x)));
@@ -120,27 +121,12 @@ public sealed class TailCommand : AosCommand<TailSettings>
                 scope.Remember(step);
                 tail.Step(scope.Tenant, step, counted: false);
             }
-            if (!settings.Json)
-            {
-                var what = conversationId is not null ? $"conversation {conversationId}" : agentId is not null ? $"agent {settings.Agent}"
-                    : everything ? $"all tenants ({scopes.Count})" : $"tenant {scopes[0].Tenant.Name}";
-                Ctx.Console.MarkupLine($"[dim]Following {Render.Esc(what)}; Ctrl+C stops.[/]");
-            }
-
             var clock = Stopwatch.StartNew();
             var lastRead = TimeSpan.Zero;
             var lastTenantRefresh = TimeSpan.Zero;
             var channels = new[] { StreamDelta.Channel, AosNotifications.TurnReady, AosNotifications.TurnDone, AosNotifications.ApprovalNeeded };
-            await foreach (var n in AosNotifications.ListenAsync(session.DataSource, channels, Poll, stop.Token))
+            async Task ReadAsync()
             {
-                if (n.Channel == StreamDelta.Channel && StreamDelta.TryParse(n.Payload) is { } delta)
-                {
-                    await tail.DeltaAsync(delta, scopes, stop.Token);
-                    if (clock.Elapsed - lastRead < Poll)
-                    {
-                        continue;
-                    }
-                }
                 lastRead = clock.Elapsed;
                 if (everything && clock.Elapsed - lastTenantRefresh > TimeSpan.FromSeconds(5))
                 {
@@ -149,9 +135,10 @@ public sealed class TailCommand : AosCommand<TailSettings>
                 }
                 foreach (var s in scopes)
                 {
-                    var after = s.LastSeen is null ? (DateTimeOffset?)null : s.LastSeen.Value - Overlap;
-                    s.DecisionsAfter ??= await s.Client.DatabaseNowAsync(stop.Token);
-                    var steps = await s.Client.StepsSinceAsync(after ?? s.DecisionsAfter, agentId, conversationId, 500, stop.Token);
+                    s.DecisionsAfter ??= since;
+                    s.Floor ??= since;
+                    var after = s.LastSeen is null || s.LastSeen.Value - Overlap < s.Floor ? s.Floor : s.LastSeen.Value - Overlap;
+                    var steps = await s.Client.StepsSinceAsync(after, agentId, conversationId, 500, stop.Token);
                     var decisions = await s.Client.ApprovalsSinceAsync(s.DecisionsAfter.Value, agentId, conversationId, stop.Token);
                     foreach (var d in decisions)
                     {
@@ -167,6 +154,40 @@ public sealed class TailCommand : AosCommand<TailSettings>
                     }
                     s.Forget();
                 }
+            }
+
+            var announced = false;
+            await foreach (var n in AosNotifications.ListenAsync(session.DataSource, channels, Poll, stop.Token))
+            {
+                if (!announced)
+                {
+                    // The first item comes once LISTEN is in place: from here on nothing is missed.
+                    announced = true;
+                    var what = conversationId is not null ? $"conversation {conversationId}" : agentId is not null ? $"agent {settings.Agent}"
+                        : everything ? $"all tenants ({scopes.Count})" : $"tenant {scopes[0].Tenant.Name}";
+                    if (settings.Json)
+                    {
+                        Output.JsonLine(Ctx, new { type = "following", scope = what });
+                    }
+                    else
+                    {
+                        Ctx.Console.MarkupLine($"[dim]Following {Render.Esc(what)}; Ctrl+C stops.[/]");
+                    }
+                }
+                if (n.Channel == StreamDelta.Channel && StreamDelta.TryParse(n.Payload) is { } delta)
+                {
+                    if (!tail.IsStreaming(delta.TurnId))
+                    {
+                        // What was recorded before the answer began (a tool result) is shown first.
+                        await ReadAsync();
+                    }
+                    await tail.DeltaAsync(delta, scopes, stop.Token);
+                    if (clock.Elapsed - lastRead < Poll)
+                    {
+                        continue;
+                    }
+                }
+                await ReadAsync();
                 if (settings.Count is { } max && tail.Counted >= max)
                 {
                     break;
@@ -204,6 +225,9 @@ public sealed class TailCommand : AosCommand<TailSettings>
         public DateTimeOffset? LastSeen { get; private set; }
 
         public DateTimeOffset? DecisionsAfter { get; set; }
+
+        /// <summary>Steps older than this were shown by --last (or not asked for).</summary>
+        public DateTimeOffset? Floor { get; set; }
 
         public bool Remember(StepRow step)
         {
@@ -296,6 +320,8 @@ public sealed class TailCommand : AosCommand<TailSettings>
             var note = d.Note is null ? "" : $" — {Render.Esc(d.Note)}";
             ctx.Console.MarkupLine($"{prefix}[dim]{Render.Time(d.DecidedAt)}[/] {Render.Esc(d.AgentName)} {Ids.Short(d.ConversationId)} [yellow]{"decision",-11}[/] {Render.Esc(d.ToolName)} {Render.Status(d.Decision)} by {Render.Esc(d.Source)}{note} [dim]{Ids.Short(d.StepId)}[/]");
         }
+
+        public bool IsStreaming(Guid turn) => _streamingTurn == turn;
 
         public async Task DeltaAsync(StreamDelta d, List<Scope> scopes, CancellationToken ct)
         {

@@ -54,6 +54,29 @@ public static class TurnFollower
         var queuedSince = TimeSpan.Zero;
         var lastStatus = "";
         var channels = new[] { StreamDelta.Channel, AosNotifications.TurnDone, AosNotifications.ApprovalNeeded, AosNotifications.TurnReady };
+        async Task<(List<TurnEvent> Events, TurnInfo Turn)> ReadAsync(Guid turnId)
+        {
+            lastRead = clock.Elapsed;
+            var events = new List<TurnEvent>();
+            var snapshot = await client.GetTurnWithStepsAsync(turnId, ct)
+                ?? throw new CliException($"turn {turnId} is gone", ExitCodes.NotFound);
+            foreach (var s in snapshot.Steps)
+            {
+                if (!statuses.TryGetValue(s.StepId, out var old))
+                {
+                    statuses[s.StepId] = s.Status;
+                    events.Add(new StepEvent(s, true));
+                }
+                else if (old != s.Status)
+                {
+                    statuses[s.StepId] = s.Status;
+                    events.Add(new StepEvent(s, false));
+                }
+            }
+            return (events, snapshot.Turn);
+        }
+
+        var streaming = false;
         await foreach (var n in AosNotifications.ListenAsync(listenSource, channels, PollInterval, ct))
         {
             started ??= await start(ct);
@@ -63,6 +86,15 @@ public static class TurnFollower
                 var d = StreamDelta.TryParse(n.Payload);
                 if (d is not null && d.TurnId == turnId)
                 {
+                    if (!streaming)
+                    {
+                        // What the worker recorded before it began streaming (a tool result) comes first.
+                        streaming = true;
+                        foreach (var e in (await ReadAsync(turnId)).Events)
+                        {
+                            yield return e;
+                        }
+                    }
                     yield return new DeltaEvent(d);
                 }
                 if (clock.Elapsed - lastRead < PollInterval)
@@ -70,23 +102,15 @@ public static class TurnFollower
                     continue;
                 }
             }
-            lastRead = clock.Elapsed;
-            var snapshot = await client.GetTurnWithStepsAsync(turnId, ct)
-                ?? throw new CliException($"turn {turnId} is gone", ExitCodes.NotFound);
-            foreach (var s in snapshot.Steps)
+            var (events, turn) = await ReadAsync(turnId);
+            foreach (var e in events)
             {
-                if (!statuses.TryGetValue(s.StepId, out var old))
+                if (e is StepEvent { Step.StepType: "respond" })
                 {
-                    statuses[s.StepId] = s.Status;
-                    yield return new StepEvent(s, true);
+                    streaming = false;
                 }
-                else if (old != s.Status)
-                {
-                    statuses[s.StepId] = s.Status;
-                    yield return new StepEvent(s, false);
-                }
+                yield return e;
             }
-            var turn = snapshot.Turn;
             if (turn.IsFinished)
             {
                 yield return new FinishedEvent(turn);

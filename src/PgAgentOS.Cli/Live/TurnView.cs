@@ -58,16 +58,18 @@ public sealed class TurnView(CliContext ctx, string agentName)
                     ctx.Out.WriteLine(Answer.StartsWith(sofar, StringComparison.Ordinal) ? Answer[sofar.Length..] : "");
                     ctx.Out.Flush();
                     _inStream = false;
+                    _streamed.Clear();
                     if (!Answer.StartsWith(sofar, StringComparison.Ordinal))
                     {
                         // Some deltas were missed (or the worker retried): show the recorded answer whole.
                         ctx.Console.MarkupLine($"[green]{Render.Esc(agentName)}>[/] {Render.Esc(Answer)}");
                     }
                 }
-                else
+                else if (Answer != _streamed.ToString())
                 {
                     ctx.Console.MarkupLine($"[green]{Render.Esc(agentName)}>[/] {Render.Esc(Answer)}");
                 }
+                _streamed.Clear();
                 break;
             case StepEvent { Step.StepType: "tool_call" } t:
                 EndStream();
