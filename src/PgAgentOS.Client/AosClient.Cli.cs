@@ -396,6 +396,11 @@ public sealed partial class AosClient
             VALUES (aos_auth.current_tenant(), $1, $2, $3, $4, $5) RETURNING rule_id
             """, ct, Text(name), Text(skillKey), Uuid(agentId), Text(action), P(priority, NpgsqlDbType.Integer));
 
+    /// <summary>True when the login is a member of a role (for example aos_worker), directly or through other roles.</summary>
+    public async Task<bool> LoginHasRoleAsync(string role, CancellationToken ct = default) =>
+        await ScalarAsync<bool>("SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1) THEN pg_catalog.pg_has_role(current_user, $1, 'MEMBER') ELSE false END",
+            ct, Text(role));
+
     /// <summary>A policy rule id of the bound tenant by name.</summary>
     public async Task<Guid?> FindPolicyRuleAsync(string name, CancellationToken ct = default) =>
         await ScalarAsync<Guid?>("SELECT rule_id FROM aos_policy.policy_rule WHERE tenant_id = aos_auth.current_tenant() AND name = $1", ct, Text(name));

@@ -83,8 +83,10 @@ public sealed class TurnView(CliContext ctx, string agentName)
                 }
                 break;
             case StepEvent { IsNew: true } s:
+                // A model's reasoning is recorded together with its answer, so after a streamed answer it shows up last.
+                var label = s.Step.StepType == "think" && (_inStream || _streamed.Length > 0) ? "thinking (recorded with the answer)" : Render.Label(s.Step.StepType);
                 EndStream();
-                ctx.Console.MarkupLine($"  [{Render.Colour(s.Step.StepType)}]{Render.Esc(Render.Label(s.Step.StepType)),-12}[/] {Render.Esc(Render.Clip(s.Step.Summary, 160))}");
+                ctx.Console.MarkupLine($"  [{Render.Colour(s.Step.StepType)}]{Render.Esc(label),-12}[/] {Render.Esc(Render.Clip(s.Step.Summary, 160))}");
                 break;
             case UnclaimedEvent u:
                 EndStream();
