@@ -61,6 +61,7 @@ public static class AosApp
         c.AddCommand<WorkerCommand>("worker")
             .WithDescription("Run a worker: claim queued turns, call the models, run approved tools, record every step.")
             .WithExample("worker")
+            .WithExample("worker", "--offline-search")
             .WithExample("worker", "--concurrency", "8", "--db", "postgresql://aos_runner:secret@db:5432/aos");
 
         // Tenants, personas, agents

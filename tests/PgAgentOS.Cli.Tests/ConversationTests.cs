@@ -70,11 +70,14 @@ public sealed class ConversationTests(AgentsDatabase db) : IClassFixture<AgentsD
     [Fact]
     public async Task AQueuedApprovalIsDecidedFromTheQueue()
     {
-        await using var worker = new FakeWorker(db);
-        // The input ends while the tool call waits: it stays in the queue for someone else.
-        var r = Expect.Ok(await _aos.RunAsync("search the queue\n", CancellationToken.None, "chat", "researcher"));
-        Assert.Contains("no answer: the call waits in the approval queue", r.Out, StringComparison.Ordinal);
-        var conv = System.Text.RegularExpressions.Regex.Match(r.Out, @"in conversation ([0-9a-f-]{36})").Groups[1].Value;
+        string conv;
+        await using (var worker = new FakeWorker(db))
+        {
+            // The input ends while the tool call waits: it stays in the queue for someone else.
+            var r = Expect.Ok(await _aos.RunAsync("search the queue\n", CancellationToken.None, "chat", "researcher"));
+            Assert.Contains("no answer: the call waits in the approval queue", r.Out, StringComparison.Ordinal);
+            conv = System.Text.RegularExpressions.Regex.Match(r.Out, @"in conversation ([0-9a-f-]{36})").Groups[1].Value;
+        }
 
         Golden.Check("approvals", Expect.Ok(await _aos.RunAsync("approvals")));
         var queue = JsonNode.Parse(Expect.Ok(await _aos.RunAsync("approvals", "--json")).Out)!.AsArray();
@@ -88,8 +91,12 @@ public sealed class ConversationTests(AgentsDatabase db) : IClassFixture<AgentsD
         Golden.Check("approve-unknown-prefix", Expect.Code(3, await _aos.RunAsync("approve", "00000000")));
         Golden.Check("approve-not-an-id", Expect.Code(2, await _aos.RunAsync("approve", "step-one")));
         Golden.Check("approvals-empty", Expect.Ok(await _aos.RunAsync("approvals")));
-        // The approval sent the turn back to the queue; the worker finishes it.
-        await WaitAsync(async () => (await _aos.RunAsync("timeline", conv, "--json")).Out.Contains("Echo: search the queue", StringComparison.Ordinal));
+
+        // The approval sent the turn back to the queue; a worker finishes it.
+        await using (var worker = new FakeWorker(db))
+        {
+            await WaitAsync(async () => (await _aos.RunAsync("timeline", conv, "--json")).Out.Contains("Echo: search the queue", StringComparison.Ordinal));
+        }
         var timeline = Expect.Ok(await _aos.RunAsync("timeline", conv));
         Assert.Contains("approved (human)", timeline.Out, StringComparison.Ordinal);
     }

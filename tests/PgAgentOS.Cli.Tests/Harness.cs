@@ -203,6 +203,7 @@ public static partial class Golden
         text = Ansi().Replace(text, "");
         text = Password().Replace(text, "${1}:<password>@");
         text = Port().Replace(text, "127.0.0.1:<port>");
+        text = PortWord().Replace(text, "${1}<port>");
         text = TestDb().Replace(text, "<db>");
         text = TempDir().Replace(text, "<tmp>");
         text = Uuid().Replace(text, "<uuid>");
@@ -231,10 +232,13 @@ public static partial class Golden
     [GeneratedRegex(@"127\.0\.0\.1:\d+")]
     private static partial Regex Port();
 
+    [GeneratedRegex(@"(\bport(?: +│)? +)\d+")]
+    private static partial Regex PortWord();
+
     [GeneratedRegex(@"\b[te]_\d+_\d+\b")]
     private static partial Regex TestDb();
 
-    [GeneratedRegex(@"/tmp/aos-[A-Za-z0-9_.-]+")]
+    [GeneratedRegex(@"/tmp/aos-[A-Za-z0-9_.-]*[A-Za-z0-9_-]")]
     private static partial Regex TempDir();
 
     [GeneratedRegex(@"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")]

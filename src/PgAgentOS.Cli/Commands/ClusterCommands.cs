@@ -85,6 +85,8 @@ public sealed class DownCommand : AosCommand<ClusterSettings>
         if (wasRunning)
         {
             await cluster.StopAsync(ct: ct);
+            // Pooled connections to the stopped server are dead; a later command in this process starts afresh.
+            NpgsqlConnection.ClearAllPools();
         }
         if (settings.Json)
         {

@@ -189,10 +189,11 @@ public sealed class DemoCommand : AosCommand<DemoSettings>
         Say("");
         Say($"[blue]you>[/] {Render.Esc(settings.Message)}");
         var view = new TurnView(Ctx, AgentName);
-        var approver = new Approver(Ctx, client, settings.Yes, "aos demo");
+        var approver = new Approver(Ctx, client, settings.Yes, "aos demo", quiet: json);
         TurnInfo? finished = null;
         Guid turnId = default;
         var unanswered = false;
+        var streamed = false;
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         timeout.CancelAfter(TimeSpan.FromMinutes(5));
         try
@@ -204,6 +205,7 @@ public sealed class DemoCommand : AosCommand<DemoSettings>
                 {
                     view.Show(e);
                 }
+                streamed |= e is DeltaEvent;
                 if (e is StepEvent { Step: { StepType: "tool_call", Status: "pending" } s })
                 {
                     if (!await approver.DecideAsync(s, timeout.Token))
@@ -249,7 +251,7 @@ public sealed class DemoCommand : AosCommand<DemoSettings>
                 status = turn.Status,
                 answer = turn.AssistantMessage,
                 error = turn.ErrorMessage,
-                streamed = view.Streamed,
+                streamed,
                 steps = steps.Select(r => new { r.StepNumber, r.StepType, r.Status, r.ToolName, r.Approval, r.ApprovedBySource }),
                 seconds = Math.Round(clock.Elapsed.TotalSeconds, 1),
             });
@@ -258,7 +260,7 @@ public sealed class DemoCommand : AosCommand<DemoSettings>
         {
             Say("");
             Say($"[dim]The turn {(turn.Status == "completed" ? "completed" : Render.Esc(turn.Status))}: {steps.Count} steps, {Render.Num(turn.TokensUsed)} tokens, {Render.Usd(turn.CostUsd)}; "
-                + $"{(view.Streamed ? "the answer streamed in as the worker wrote it" : "the answer was not streamed")}. ({clock.Elapsed.TotalSeconds:0.0} s)[/]");
+                + $"{(streamed ? "the answer streamed in as the worker wrote it" : "the answer was not streamed")}. ({clock.Elapsed.TotalSeconds:0.0} s)[/]");
             lock (errors)
             {
                 foreach (var e in errors.Take(5))
@@ -279,8 +281,10 @@ public sealed class DemoCommand : AosCommand<DemoSettings>
                 Ctx.Out.WriteLine(sql);
             }
             Say("");
-            Say("[bold]Next[/]: [green]aos chat researcher[/] to talk to it; [green]aos tail[/] in another terminal to watch every step; "
-                + $"[green]aos timeline {Ids.Short(conversation)}[/]; [green]aos stats[/]. [dim](--tenant demo when you have other tenants.)[/]");
+            Say("[bold]Next[/], in three terminals: [green]aos worker --offline-search[/] runs turns; [green]aos chat researcher[/] talks to the agent; "
+                + "[green]aos tail[/] shows every step live.");
+            Say($"Also: [green]aos timeline {Ids.Short(conversation)}[/], [green]aos approvals[/], [green]aos stats[/], [green]aos verify[/]. "
+                + "[dim](Add --tenant demo once there are other tenants.)[/]");
         }
         return turn.Status == "completed" ? ExitCodes.Ok : ExitCodes.TurnFailed;
     }

@@ -27,6 +27,11 @@ public sealed class WorkerSettings : ClusterSettings
     [Description("Only run turns of this tenant (its id: a worker login does not see tenant names).")]
     public string? Tenant { get; init; }
 
+    /// <summary>--offline-search.</summary>
+    [CommandOption("--offline-search")]
+    [Description("Without AOS_SEARXNG_URL, answer web_search from the small fixed index aos demo uses (no network) instead of failing.")]
+    public bool OfflineSearch { get; init; }
+
     /// <summary>--until-idle.</summary>
     [CommandOption("--until-idle")]
     [Description("Exit when no turn is ready (for scripts and CI) instead of waiting for more.")]
@@ -60,6 +65,10 @@ public sealed class WorkerCommand : AosCommand<WorkerSettings>
         cs.ApplicationName = "aos worker";
         await using var ds = NpgsqlDataSource.Create(cs.ConnectionString);
         var options = Workers.Options(Ctx, settings.Id, settings.Concurrency, settings.Tenant is null ? null : Guid.Parse(settings.Tenant));
+        if (settings.OfflineSearch && options.Providers.SearxngUrl is null)
+        {
+            options = options with { ExtraTools = new Dictionary<string, PgAgentOS.Runtime.Tools.ITool> { ["web_search"] = new DemoSearchTool() } };
+        }
         await using var host = new WorkerHost(ds, options);
         var printer = new WorkerEventPrinter(Ctx, settings.Json);
         host.Event += printer.Print;

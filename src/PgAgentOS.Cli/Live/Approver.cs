@@ -4,7 +4,7 @@ using PgAgentOS.Client;
 namespace PgAgentOS.Cli.Live;
 
 /// <summary>Asks the person at the terminal to approve or reject a tool call (or approves it when --yes was given).</summary>
-public sealed class Approver(CliContext ctx, AosClient client, bool yes, string source)
+public sealed class Approver(CliContext ctx, AosClient client, bool yes, string source, bool quiet = false)
 {
     /// <summary>
     /// Decides a waiting tool call. Returns false when there was nobody to ask (end of input):
@@ -16,7 +16,10 @@ public sealed class Approver(CliContext ctx, AosClient client, bool yes, string 
         bool approve;
         if (yes)
         {
-            ctx.Console.MarkupLine($"  [yellow]approval[/]     approving {Render.Esc(step.ToolName)} (--yes)");
+            if (!quiet)
+            {
+                ctx.Console.MarkupLine($"  [yellow]approval[/]     approving {Render.Esc(step.ToolName)} (--yes)");
+            }
             approve = true;
         }
         else

@@ -76,40 +76,102 @@ public static class TurnFollower
             return (events, snapshot.Turn);
         }
 
+        // Workers send answer deltas (aos_stream) before they record the answer, but a read of the
+        // steps can see the answer before this connection has received the deltas. So when the answer
+        // appears, a barrier goes out on aos_stream: notifications arrive in commit order, so once it
+        // is back, every delta sent before the answer was recorded has been shown.
         var streaming = false;
+        List<TurnEvent>? held = null;
+        TurnInfo? heldTurn = null;
+        string? barrier = null;
+        var barrierDeadline = TimeSpan.Zero;
+
+        async Task<List<TurnEvent>> AcceptAsync(List<TurnEvent> events, TurnInfo turn)
+        {
+            var now = new List<TurnEvent>();
+            foreach (var e in events)
+            {
+                if (held is null && e is StepEvent { Step.StepType: "respond", IsNew: true })
+                {
+                    held = [];
+                    barrier = "aos-sync:" + Guid.NewGuid().ToString("N");
+                    barrierDeadline = clock.Elapsed + TimeSpan.FromSeconds(2);
+                    try
+                    {
+                        await client.NotifyAsync(StreamDelta.Channel, barrier, ct);
+                    }
+                    catch (Exception x) when (x is AosException or NpgsqlException or InvalidOperationException)
+                    {
+                        barrierDeadline = TimeSpan.Zero; // no barrier: show the answer now
+                    }
+                }
+                (held ?? now).Add(e);
+            }
+            if (held is not null)
+            {
+                heldTurn = turn;
+            }
+            return now;
+        }
+
         await foreach (var n in AosNotifications.ListenAsync(listenSource, channels, PollInterval, ct))
         {
             started ??= await start(ct);
             var turnId = started.Value;
+            var released = false;
             if (n.Channel == StreamDelta.Channel)
             {
+                released = barrier is not null && n.Payload == barrier;
                 var d = StreamDelta.TryParse(n.Payload);
                 if (d is not null && d.TurnId == turnId)
                 {
-                    if (!streaming)
+                    if (!streaming && held is null)
                     {
                         // What the worker recorded before it began streaming (a tool result) comes first.
                         streaming = true;
-                        foreach (var e in (await ReadAsync(turnId)).Events)
+                        var (first, firstTurn) = await ReadAsync(turnId);
+                        foreach (var e in await AcceptAsync(first, firstTurn))
                         {
                             yield return e;
                         }
                     }
+                    streaming = true;
                     yield return new DeltaEvent(d);
                 }
-                if (clock.Elapsed - lastRead < PollInterval)
+                if (!released && held is null && clock.Elapsed - lastRead < PollInterval)
                 {
                     continue;
                 }
             }
-            var (events, turn) = await ReadAsync(turnId);
-            foreach (var e in events)
+
+            TurnInfo turn;
+            if (held is not null)
             {
-                if (e is StepEvent { Step.StepType: "respond" })
+                if (!released && clock.Elapsed < barrierDeadline)
                 {
-                    streaming = false;
+                    continue;
                 }
-                yield return e;
+                foreach (var e in held)
+                {
+                    yield return e;
+                }
+                turn = heldTurn!;
+                held = null;
+                barrier = null;
+                streaming = false;
+            }
+            else
+            {
+                var (events, read) = await ReadAsync(turnId);
+                foreach (var e in await AcceptAsync(events, read))
+                {
+                    yield return e;
+                }
+                if (held is not null)
+                {
+                    continue; // the answer waits for the barrier
+                }
+                turn = read;
             }
             if (turn.IsFinished)
             {
