@@ -243,7 +243,15 @@ public sealed class ChatCommand : TenantCommand<ChatSettings>
         {
             Ctx.Console.Markup("[blue]you>[/] ");
             Ctx.Out.Flush();
-            var line = await Ctx.In.ReadLineAsync(ct);
+            string? line;
+            try
+            {
+                line = await Ctx.ReadLineAsync(ct);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                line = null; // Ctrl+C at the prompt ends the chat like end of input
+            }
             if (line is null || line.Trim() is "" or "/quit" or "/exit")
             {
                 if (line is null || !Ctx.IsTerminal)
@@ -280,7 +288,7 @@ public sealed class ChatCommand : TenantCommand<ChatSettings>
                 break;
             }
         }
-        Ctx.Console.MarkupLine($"[dim]Conversation {conversationId}: aos timeline {Ids.Short(conversationId)} shows every step.[/]");
+        Ctx.Console.MarkupLine($"[dim]Conversation {conversationId}: aos timeline {Ids.Short(conversationId)} shows every step; aos chat {Render.Esc(agent.Name)} --conversation {Ids.Short(conversationId)} goes on with it.[/]");
         return failed ? ExitCodes.TurnFailed : ExitCodes.Ok;
     }
 }

@@ -26,7 +26,7 @@ public sealed class Approver(CliContext ctx, AosClient client, bool yes, string 
         {
             ctx.Console.Markup($"  [yellow]approval[/]     run {Render.Esc(Render.Clip(step.Summary, 120))}? [[y/N]] ");
             ctx.Out.Flush();
-            var answer = await ctx.In.ReadLineAsync(ct);
+            var answer = await ctx.ReadLineAsync(ct);
             if (answer is null)
             {
                 ctx.Out.WriteLine();
