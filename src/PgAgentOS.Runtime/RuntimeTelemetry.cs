@@ -31,7 +31,7 @@ public static class RuntimeTelemetry
     /// <summary>Tokens used, by type (input, output).</summary>
     public static readonly Counter<long> Tokens = Meter.CreateCounter<long>("aos.worker.tokens", "{token}", "Model tokens, by gen_ai.token.type.");
     /// <summary>USD spent (as the providers or the worker report it; the kernel prices missing costs).</summary>
-    public static readonly Counter<double> Cost = Meter.CreateCounter<double>("aos.worker.cost", "USD", "Cost reported with model usage.");
+    public static readonly Counter<double> Cost = Meter.CreateCounter<double>("aos.worker.cost", "USD", "USD spent by turns, as the kernel priced it (read back with the turn context).");
     /// <summary>Turn durations (one attempt).</summary>
     public static readonly Histogram<double> TurnDuration = Meter.CreateHistogram<double>("aos.worker.turn.duration", "s", "Time a worker spent on a turn.");
     /// <summary>Model call durations.</summary>

@@ -45,6 +45,7 @@ internal sealed class TurnRunner
     private string? _lostReason;
     private bool _toolRunning;
     private List<ModelToolCall> _lastCalls = [];
+    private decimal _costSeen;
     private Dictionary<string, SkillImplementation> _skills = new(StringComparer.Ordinal);
 
     public TurnRunner(AosClient client, WorkerOptions options, ChatClientFactory models, ToolRegistry tools, ILogger log,
@@ -141,7 +142,13 @@ internal sealed class TurnRunner
             if (refresh)
             {
                 _ctx = await _client.RunTurnAsync(TurnId, _lease, ct);
+                if (_ctx.Budget.CostUsd > _costSeen)
+                {
+                    // the kernel prices usage from the registry when the provider reports no cost
+                    RuntimeTelemetry.Cost.Add((double)(_ctx.Budget.CostUsd - _costSeen));
+                }
             }
+            _costSeen = _ctx.Budget.CostUsd;
             refresh = true;
             if (BudgetExhausted() is { } budget)
             {

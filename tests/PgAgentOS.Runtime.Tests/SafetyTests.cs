@@ -151,4 +151,36 @@ public sealed class SafetyTests(KernelDatabase db) : IClassFixture<KernelDatabas
         Assert.NotNull(ArgumentValidator.Validate(schema, new JsonObject { ["query"] = "x", ["n"] = 9 }));
         Assert.NotNull(ArgumentValidator.Validate(schema, new JsonObject { ["query"] = 5 }));
     }
+
+    [Fact]
+    public async Task NoTransactionStaysOpenWhileTheModelThinks()
+    {
+        var t = await Kit.TenantAsync(db, "q11", ["clock"], new JsonObject
+        {
+            ["auto_approve_tools"] = true,
+            ["script"] = new JsonArray(
+                new JsonObject { ["delay_ms"] = 1500, ["tool_calls"] = new JsonArray(new JsonObject { ["name"] = "clock", ["arguments"] = new JsonObject() }) },
+                new JsonObject { ["delay_ms"] = 1500, ["text"] = "slow answer" }),
+        });
+        var (_, turn) = await t.AskAsync("take your time");
+        await using var host = new WorkerHost(t.WorkerSource, Kit.Options("w-q11") with { TenantId = t.Tenant });
+        var run = host.RunUntilIdleAsync(CancellationToken.None);
+        await using var su = await db.OpenAsync(null);
+        var samples = 0;
+        var inTransaction = 0;
+        while (!run.IsCompleted)
+        {
+            inTransaction += await su.ScalarAsync<long>("""
+                SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND usename = $1 AND state LIKE 'idle in transaction%'
+                   AND now() - state_change > interval '200 milliseconds'
+                """, TestCluster.Worker) > 0 ? 1 : 0;
+            samples++;
+            await Task.Delay(100);
+        }
+        await run;
+        Assert.Equal("completed", await t.StatusAsync(turn));
+        Assert.True(samples >= 20, $"only {samples} samples");
+        Assert.Equal(0, inTransaction);
+    }
 }

@@ -4,9 +4,10 @@ using ModelContextProtocol.Protocol;
 using ModelContextProtocol.Server;
 using Npgsql;
 using PgAgentOS.Runtime;
+using PgAgentOS.Runtime.Tools;
 
 // Test helper. Two modes:
-//   worker --connection CS --worker-id ID [--lease S] [--concurrency N] [--poll-ms MS] [--model-delay-ms MS]
+//   worker --connection CS --worker-id ID [--lease S] [--concurrency N] [--poll-ms MS] [--model-delay-ms MS] [--tenant ID]
 //       runs a WorkerHost until killed (or stdin closes) and prints one line per worker event:
 //       EVENT <kind> <turn id> <tool or -> <status or -> <message>
 //   mcp-server
@@ -36,6 +37,9 @@ var options = new WorkerOptions
     LeaseSeconds = IntArg("--lease", 30),
     Concurrency = IntArg("--concurrency", 1),
     PollInterval = TimeSpan.FromMilliseconds(IntArg("--poll-ms", 200)),
+    TenantId = Arg("--tenant") is { } tenant ? Guid.Parse(tenant) : null,
+    // long-running scripts so that a test can kill the worker while a tool runs
+    Code = new CodeLimits { Time = TimeSpan.FromSeconds(30), Statements = int.MaxValue },
     ChatClientMiddleware = delay > 0 ? inner => new SlowChatClient(inner, TimeSpan.FromMilliseconds(delay)) : null,
 };
 await using var dataSource = NpgsqlDataSource.Create(Arg("--connection") ?? throw new ArgumentException("--connection is required"));
