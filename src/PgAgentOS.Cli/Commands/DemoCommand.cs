@@ -272,14 +272,8 @@ public sealed class DemoCommand : AosCommand<DemoSettings>
             Say("[bold]See the same in SQL[/] [dim](psql is PostgreSQL's shell):[/]");
             Say("");
             var sql = Sql(psqlTarget, tenant.Id, conversation);
-            if (Ctx.IsTerminal)
-            {
-                Ctx.Console.Write(new Panel(new Text(sql)).Border(BoxBorder.Rounded).BorderColor(Color.Grey));
-            }
-            else
-            {
-                Ctx.Out.WriteLine(sql);
-            }
+            // Plain text, no frame: it is there to be copied.
+            Ctx.Out.WriteLine(sql);
             Say("");
             Say("[bold]Next[/], in three terminals: [green]aos worker --offline-search[/] runs turns; [green]aos chat researcher[/] talks to the agent; "
                 + "[green]aos tail[/] shows every step live.");
