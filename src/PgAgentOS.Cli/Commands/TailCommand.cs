@@ -125,6 +125,12 @@ public sealed class TailCommand : AosCommand<TailSettings>
             var lastRead = TimeSpan.Zero;
             var lastTenantRefresh = TimeSpan.Zero;
             var channels = new[] { StreamDelta.Channel, AosNotifications.TurnReady, AosNotifications.TurnDone, AosNotifications.ApprovalNeeded };
+            // What a read found, in order; an answer is held back until the deltas sent before it
+            // (aos_stream) have arrived: a barrier notification comes back after all of them.
+            var held = new List<(bool IsAnswer, Action Show)>();
+            string? barrier = null;
+            var barrierDeadline = TimeSpan.Zero;
+
             async Task ReadAsync()
             {
                 lastRead = clock.Elapsed;
@@ -133,6 +139,7 @@ public sealed class TailCommand : AosCommand<TailSettings>
                     lastTenantRefresh = clock.Elapsed;
                     await RefreshTenantsAsync(session, scopes, stop.Token);
                 }
+                var found = new List<(bool IsAnswer, Action Show)>();
                 foreach (var s in scopes)
                 {
                     s.DecisionsAfter ??= since;
@@ -143,16 +150,35 @@ public sealed class TailCommand : AosCommand<TailSettings>
                     foreach (var d in decisions)
                     {
                         s.DecisionsAfter = d.DecidedAt;
-                        tail.Decision(s.Tenant, d);
+                        found.Add((false, () => tail.Decision(s.Tenant, d)));
                     }
                     foreach (var step in steps)
                     {
                         if (s.Remember(step))
                         {
-                            tail.Step(s.Tenant, step, counted: true);
+                            found.Add((step.StepType == "respond", () => tail.Step(s.Tenant, step, counted: true)));
                         }
                     }
                     s.Forget();
+                }
+                var answer = found.FindIndex(f => f.IsAnswer);
+                foreach (var f in answer < 0 ? found : found[..answer])
+                {
+                    f.Show();
+                }
+                if (answer >= 0)
+                {
+                    held.AddRange(found[answer..]);
+                    barrier = "aos-sync:" + Guid.NewGuid().ToString("N");
+                    barrierDeadline = clock.Elapsed + TimeSpan.FromSeconds(2);
+                    try
+                    {
+                        await session.Client.NotifyAsync(StreamDelta.Channel, barrier, stop.Token);
+                    }
+                    catch (Exception e) when (e is AosException or Npgsql.NpgsqlException)
+                    {
+                        barrierDeadline = TimeSpan.Zero;
+                    }
                 }
             }
 
@@ -174,21 +200,38 @@ public sealed class TailCommand : AosCommand<TailSettings>
                         Ctx.Console.MarkupLine($"[dim]Following {Render.Esc(what)}; Ctrl+C stops.[/]");
                     }
                 }
+                var released = barrier is not null && n.Channel == StreamDelta.Channel && n.Payload == barrier;
                 if (n.Channel == StreamDelta.Channel && StreamDelta.TryParse(n.Payload) is { } delta)
                 {
-                    if (!tail.IsStreaming(delta.TurnId))
+                    if (!tail.IsStreaming(delta.TurnId) && held.Count == 0)
                     {
                         // What was recorded before the answer began (a tool result) is shown first.
                         await ReadAsync();
                     }
                     await tail.DeltaAsync(delta, scopes, stop.Token);
-                    if (clock.Elapsed - lastRead < Poll)
+                    if (held.Count == 0 && clock.Elapsed - lastRead < Poll)
                     {
                         continue;
                     }
                 }
-                await ReadAsync();
-                if (settings.Count is { } max && tail.Counted >= max)
+                if (held.Count > 0)
+                {
+                    if (!released && clock.Elapsed < barrierDeadline)
+                    {
+                        continue;
+                    }
+                    foreach (var h in held)
+                    {
+                        h.Show();
+                    }
+                    held.Clear();
+                    barrier = null;
+                }
+                else
+                {
+                    await ReadAsync();
+                }
+                if (settings.Count is { } max && tail.Counted >= max && held.Count == 0)
                 {
                     break;
                 }
