@@ -338,19 +338,19 @@ public sealed class DemoCommand : AosCommand<DemoSettings>
             : "Those are the places to start reading.";
         return
         [
-        new JsonObject
-        {
-            ["thinking"] = "The user asks: \"{{user}}\". I should search for current documentation before I answer.",
-            ["tool_calls"] = new JsonArray(new JsonObject { ["name"] = "web_search", ["arguments"] = new JsonObject { ["query"] = "{{user}}" } }),
-            ["delay_ms"] = 300,
-        },
-        new JsonObject
-        {
-            ["thinking"] = "The search returned results; I will answer from them and name the links.",
-            ["text"] = "Here is what the search found:\n{{tool:web_search}}\n\n" + summary
-                       + "\n(Written by the scripted stand-in model from the search result; it is not an AI.)",
-            ["delay_ms"] = 300,
-        },
+            new JsonObject
+            {
+                ["thinking"] = "The user asks: \"{{user}}\". I should search for current documentation before I answer.",
+                ["tool_calls"] = new JsonArray(new JsonObject { ["name"] = "web_search", ["arguments"] = new JsonObject { ["query"] = "{{user}}" } }),
+                ["delay_ms"] = 300,
+            },
+            new JsonObject
+            {
+                ["thinking"] = "The search returned results; I will answer from them and name the links.",
+                ["text"] = "Here is what the search found:\n{{tool:web_search}}\n\n" + summary
+                           + "\n(Written by the scripted stand-in model from the search result; it is not an AI.)",
+                ["delay_ms"] = 300,
+            },
         ];
     }
 
