@@ -135,7 +135,7 @@ fi
 if [ "$BUILD" = 1 ]; then
   command -v dotnet >/dev/null 2>&1 || die "the .NET 10 SDK is missing: install it (https://dot.net) and run again"
   STAMP="$ROOT/artifacts/.build-stamp"
-  HASH="$(cd "$ROOT" && find src tests bench sql -type f \( -name '*.cs' -o -name '*.csproj' -o -name '*.sql' \
+  HASH="$(cd "$ROOT" && find src tests sql $(ls -d bench 2>/dev/null) -type f \( -name '*.cs' -o -name '*.csproj' -o -name '*.sql' \
             -o -name '*.json' -o -name '*.txt' -o -name '*.js' -o -name '*.html' -o -name '*.css' -o -name MANIFEST \) \
             -not -path '*/bin/*' -not -path '*/obj/*' -print0 2>/dev/null | sort -z | xargs -0 sha1sum \
           | cat - Directory.Build.props Directory.Packages.props global.json pgagentos.control 2>/dev/null | sha1sum | cut -c1-40)"

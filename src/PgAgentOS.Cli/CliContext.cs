@@ -46,8 +46,18 @@ public sealed class CliContext
     /// <summary>True when standard output is a terminal: colours and live displays are on.</summary>
     public bool IsTerminal { get; }
 
+    /// <summary>Check that every command's examples parse (tests turn this on).</summary>
+    public bool ValidateExamples { get; init; }
+
     /// <summary>Reads an environment variable.</summary>
     public Func<string, string?> Env { get; }
+
+    /// <summary>
+    /// Reads a line of standard input; Ctrl+C (<paramref name="ct"/>) stops the wait even though a
+    /// console read itself cannot be cancelled.
+    /// </summary>
+    public async Task<string?> ReadLineAsync(CancellationToken ct) =>
+        await Task.Run(In.ReadLine, CancellationToken.None).WaitAsync(ct); // Console.In reads synchronously, even through ReadLineAsync
 
     /// <summary>The context of the running invocation.</summary>
     public static CliContext Current

@@ -36,6 +36,15 @@ public static class CliErrors
         {
             case CliException c:
                 return (c.ExitCode, c.Message, c.Hint);
+            case AosException a when a.SqlState is "3F000" or "42P01" or "42883" && a.Message.Contains("aos_", StringComparison.Ordinal):
+                return (ExitCodes.Prerequisite, $"the pgAgentOS kernel is not installed in this database ({a.Message})",
+                    "Install it with aos install (or aos up for the embedded cluster).");
+            case AosException a when a.SqlState is "28P01" or "28000" or "3D000":
+                return (ExitCodes.Unavailable, $"cannot connect: {a.Message}", "Check the user, password and database in --db / AOS_DATABASE_URL.");
+            case AosException a when a.SqlState is "57P01" or "57P03" or "08006" or "08001":
+                return (ExitCodes.Unavailable, $"the database is not available: {a.Message}", "Start it with aos up, or check --db / AOS_DATABASE_URL.");
+            case AosException a when a.SqlState == "42501" && a.Hint is null:
+                return (ExitCodes.Denied, a.Message, "This login lacks the privilege: use an administrator login (a member of aos_admin), or one granted the role that may do this.");
             case AosException a:
                 return (a.ExitCode(), a.Message, a.Hint);
             case KernelInstallException k:
@@ -48,6 +57,8 @@ public static class CliErrors
                 return (ExitCodes.Usage, f.Message, null);
             case CommandParseException p:
                 return (ExitCodes.Usage, p.Message, "Run the command with --help for its options.");
+            case CommandConfigurationException c:
+                return (ExitCodes.Failure, $"{c.Message} {c.InnerException?.Message}".Trim(), null);
             case CommandRuntimeException r:
                 return (ExitCodes.Usage, r.Message, "Run the command with --help for its options.");
             case PostgresException pg:

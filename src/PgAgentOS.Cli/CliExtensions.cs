@@ -9,6 +9,10 @@ public static class CliExtensions
     public static int ExitCode(this AosException e)
     {
         ArgumentNullException.ThrowIfNull(e);
+        if (e.SqlState is "AO012" or "AO013" or "AO014" or "23505")
+        {
+            return ExitCodes.Conflict; // exists already, inactive, immutable
+        }
         return e.Kind switch
         {
             AosErrorKind.NotFound => ExitCodes.NotFound,

@@ -27,6 +27,15 @@ public static class ExitCodes
     /// <summary>A prerequisite is missing: PostgreSQL too old, pgvector absent, kernel not installed.</summary>
     public const int Prerequisite = 7;
 
+    /// <summary>The turn ended without an answer (failed, cancelled, dead).</summary>
+    public const int TurnFailed = 8;
+
+    /// <summary>The event log (or a checkpoint) does not verify: something was changed.</summary>
+    public const int Tampered = 9;
+
+    /// <summary>Waiting ran out (the work goes on in the database).</summary>
+    public const int TimedOut = 10;
+
     /// <summary>Interrupted (Ctrl+C).</summary>
     public const int Interrupted = 130;
 }

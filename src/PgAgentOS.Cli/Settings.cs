@@ -25,3 +25,12 @@ public class ClusterSettings : AosSettings
     [Description("Data directory of the embedded cluster. Default: $AOS_DATA_DIR, else ~/.local/share/pgagentos/cluster (/var/lib/pgagentos/cluster as root).")]
     public string? DataDir { get; init; }
 }
+
+/// <summary>Options of the commands that act for a tenant.</summary>
+public class TenantSettings : AosSettings
+{
+    /// <summary>--tenant NAME|ID.</summary>
+    [CommandOption("--tenant <TENANT>")]
+    [Description("Tenant to act for, by name or id. Default: $AOS_TENANT, else the only tenant there is.")]
+    public string? Tenant { get; init; }
+}

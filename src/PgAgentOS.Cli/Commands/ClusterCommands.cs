@@ -17,7 +17,8 @@ public sealed class UpCommand : AosCommand<ClusterSettings>
         {
             await using var conn = new NpgsqlConnection(ConnectionUrl.Parse(url).ConnectionString);
             await conn.OpenAsync(ct);
-            var kernel = await KernelInstaller.InstallAsync(conn, InstallMethod.Auto, ct);
+            var kernel = await Output.WithStatusAsync(Ctx, settings.Json, "installing the pgAgentOS kernel",
+                () => KernelInstaller.InstallAsync(conn, InstallMethod.Auto, ct));
             if (settings.Json)
             {
                 Output.Json(Ctx, new { action = "external", url = ConnectionUrl.Redact(url), kernel });
@@ -85,6 +86,8 @@ public sealed class DownCommand : AosCommand<ClusterSettings>
         if (wasRunning)
         {
             await cluster.StopAsync(ct: ct);
+            // Pooled connections to the stopped server are dead; a later command in this process starts afresh.
+            NpgsqlConnection.ClearAllPools();
         }
         if (settings.Json)
         {
@@ -211,7 +214,8 @@ public sealed class InstallCommand : AosCommand<InstallSettings>
             "manual" => InstallMethod.Manual,
             _ => InstallMethod.Auto,
         };
-        var result = await KernelInstaller.InstallAsync(conn, method, ct);
+        var result = await Output.WithStatusAsync(Ctx, settings.Json, "installing the pgAgentOS kernel",
+            () => KernelInstaller.InstallAsync(conn, method, ct));
         if (settings.Json)
         {
             Output.Json(Ctx, result);
