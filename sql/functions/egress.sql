@@ -86,7 +86,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aos_egress.check_host(uuid, uuid, text, text, text, text, integer, uuid) IS
-    'A worker asks whether a tool of the turn it holds may reach host:port (exact host, or a subdomain of an entry that allows them; the port must match). Refusals are logged in aos_egress.request.';
+    'A worker asks whether a tool of the turn it holds may reach host:port (exact host, or a subdomain of an entry that allows them; the port must match). Refusals are logged in aos_egress.request. Definer rights: the allowlist and the request log are tenant rows the worker role cannot touch; the lease token names the tenant.';
 
 -- log_request: SECURITY DEFINER for the same reason; the worker reports what happened after
 -- the allowlist said yes: refused for the address it resolved, or sent (status, bytes, time).
@@ -126,4 +126,4 @@ EXCEPTION WHEN invalid_text_representation OR numeric_value_out_of_range THEN
 END
 $$;
 COMMENT ON FUNCTION aos_egress.log_request(uuid, uuid, jsonb) IS
-    'A worker logs an outbound request of the turn it holds: {"decision", "reason", "method", "url", "host", "resolved_ip", "status_code", "bytes", "duration_ms", "skill_key", "step_id"}.';
+    'A worker logs an outbound request of the turn it holds: {"decision", "reason", "method", "url", "host", "resolved_ip", "status_code", "bytes", "duration_ms", "skill_key", "step_id"}. Definer rights: the request log is a tenant table the worker role cannot write; the lease token names the tenant.';

@@ -36,7 +36,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aos_agent.turn_skills(uuid, uuid) IS
-    'A worker reads how the tools of the turn it holds are implemented: skill key, impl_type and config (the latest enabled version), idempotency, timeout, risk and JSON Schema.';
+    'A worker reads how the tools of the turn it holds are implemented: skill key, impl_type and config (the latest enabled version), idempotency, timeout, risk and JSON Schema. Definer rights: skills are tenant rows the worker role cannot read; the lease token names the tenant.';
 
 -- bind_turn_tenant: SECURITY DEFINER because it signs a tenant binding with the kernel secret.
 -- It binds the current transaction (never the session) to the tenant of the turn the lease token
@@ -64,4 +64,4 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aos_agent.bind_turn_tenant(uuid, uuid) IS
-    'Binds the current read-only transaction to the tenant of the turn a worker holds (for the sql_query tool); returns the tenant id.';
+    'Binds the current read-only transaction to the tenant of the turn a worker holds (for the sql_query tool); returns the tenant id. Definer rights: the binding is signed with the kernel secret, which only the owner reads.';

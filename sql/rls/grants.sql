@@ -154,7 +154,13 @@ GRANT EXECUTE ON FUNCTION
 -- role but must not inherit its privileges: aos_worker does not inherit, so worker logins get
 -- aos_worker's own privileges and can only SET ROLE aos_analytics (PostgreSQL 15 and later).
 ALTER ROLE aos_worker NOINHERIT;
-GRANT aos_analytics TO aos_worker;
+DO $member$
+BEGIN
+    IF NOT pg_catalog.pg_has_role('aos_worker', 'aos_analytics', 'MEMBER') THEN
+        GRANT aos_analytics TO aos_worker;
+    END IF;
+END
+$member$;
 
 -- what the verifiers (invoker rights) call
 GRANT EXECUTE ON FUNCTION aos_core._checkpoint_entries TO aos_app, aos_analytics;

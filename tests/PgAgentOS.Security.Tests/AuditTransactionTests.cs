@@ -198,6 +198,25 @@ public sealed class AuditTransactionTests(KernelDatabase db, Xunit.Abstractions.
             var (turn, token) = await ClaimedAsync();
             return AsWorker("SELECT aos_agent.turn_memory_write($1, $2, 'k', '1')", turn, token);
         }, ["memory.written"]);
+        // the runtime's tool support: reads, a read-only binding and the egress log (no event: the request log is its own record)
+        yield return new("aos_agent.turn_skills", async () => { var (turn, token) = await ClaimedAsync(); return AsWorker("SELECT aos_agent.turn_skills($1, $2)", turn, token); }, []);
+        yield return new("aos_agent.bind_turn_tenant", async () =>
+        {
+            var (turn, token) = await ClaimedAsync();
+            // the binding works only in a read-only transaction: make the session's transactions read-only first
+            return new(TestCluster.Worker, "SELECT set_config('default_transaction_read_only', 'on', false) WHERE $1::text IS NULL", null,
+                "SELECT aos_agent.bind_turn_tenant($1, $2)", [turn, token]);
+        }, []);
+        yield return new("aos_egress.check_host", async () =>
+        {
+            var (turn, token) = await ClaimedAsync();
+            return AsWorker("SELECT aos_egress.check_host($1, $2, 'web_search', 'GET', 'https://denied.example.com/', 'denied.example.com', 443, NULL)", turn, token);
+        }, []);
+        yield return new("aos_egress.log_request", async () =>
+        {
+            var (turn, token) = await ClaimedAsync();
+            return AsWorker("""SELECT aos_egress.log_request($1, $2, '{"decision": "deny", "reason": "a7", "method": "GET", "url": "https://x.example.com/", "host": "x.example.com"}')""", turn, token);
+        }, []);
         yield return new("aos_agent.turn_memory_read", async () =>
         {
             var (turn, token) = await ClaimedAsync();

@@ -290,6 +290,7 @@ public sealed class FunctionMatrixTests(TwoTenants db, Xunit.Abstractions.ITestO
         "numeric" => "0",
         "real" => "0.5",
         "bytea" => "\\x",
+        "inet" => "192.0.2.1",
         "text[]" => "{}",
         "timestamp with time zone" or "name" or "vector" or "interval" => null,
         _ => Unmapped(f, name, type, problems),

@@ -86,7 +86,8 @@ public sealed class SecretTests(TwoTenants db) : IClassFixture<TwoTenants>
                AND EXISTS (SELECT 1 FROM unnest(ARRAY['aos_app', 'aos_worker', 'aos_admin', 'aos_analytics']) r WHERE has_function_privilege(r, p.oid, 'EXECUTE'))
              ORDER BY 1
             """);
-        Assert.Equal(new[] { "aos_auth._session_tenant()", "aos_auth.authenticate(text,boolean)", "aos_auth.set_tenant(uuid,boolean)" },
+        // bind_turn_tenant signs a transaction-local binding for the sql_query tool (read-only, through a lease).
+        Assert.Equal(new[] { "aos_agent.bind_turn_tenant(uuid,uuid)", "aos_auth._session_tenant()", "aos_auth.authenticate(text,boolean)", "aos_auth.set_tenant(uuid,boolean)" },
             reachable);
     }
 
