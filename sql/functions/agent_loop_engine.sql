@@ -626,6 +626,7 @@ BEGIN
               FROM aos_agent.step s WHERE s.tenant_id = p_tenant_id AND s.turn_id = p_turn_id AND s.step_type = 'tool_call'
                AND s.status IN ('pending', 'needs_review')),
         'thinking_visible', coalesce((v_agent.config ->> 'thinking_visible')::boolean, true),
+        'stream_channel', aos_agent._stream_channel(p_tenant_id),
         'script', v_agent.config -> 'script');
 END
 $$;

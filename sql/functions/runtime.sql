@@ -65,3 +65,31 @@ END
 $$;
 COMMENT ON FUNCTION aos_agent.bind_turn_tenant(uuid, uuid) IS
     'Binds the current read-only transaction to the tenant of the turn a worker holds (for the sql_query tool); returns the tenant id. Definer rights: the binding is signed with the kernel secret, which only the owner reads.';
+
+-- Streamed answer deltas go out on a channel per tenant whose name only the kernel can compute
+-- (an HMAC of the tenant id with the kernel secret): LISTEN needs no privilege in PostgreSQL, so
+-- a channel shared by all tenants would let any session read every tenant's answers as they
+-- stream, and send fake ones. Workers get the name in the turn context; watchers of the bound
+-- tenant from aos_agent.stream_channel().
+CREATE FUNCTION aos_agent._stream_channel(p_tenant_id uuid)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT 'aos_stream_' || left(encode(aos_auth._hmac('aos-stream-v1|' || p_tenant_id::text), 'hex'), 40)
+$$;
+COMMENT ON FUNCTION aos_agent._stream_channel(uuid) IS 'Internal: the notification channel of a tenant''s streamed answers (owner-only: it reads the kernel secret).';
+
+CREATE FUNCTION aos_agent.stream_channel()
+RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET aos.kernel_tenant = ''
+SET aos.kernel_scope = ''
+AS $$
+BEGIN
+    RETURN aos_agent._stream_channel(aos_auth._enter());
+END
+$$;
+COMMENT ON FUNCTION aos_agent.stream_channel() IS
+    'The channel on which workers stream the bound tenant''s answer deltas (LISTEN to it). Definer rights: the name is an HMAC with the kernel secret, so other tenants cannot compute it.';

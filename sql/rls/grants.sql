@@ -162,5 +162,8 @@ BEGIN
 END
 $member$;
 
+-- the tenant's stream channel, for watchers (workers get it in the turn context)
+GRANT EXECUTE ON FUNCTION aos_agent.stream_channel() TO aos_app, aos_analytics;
+
 -- what the verifiers (invoker rights) call
 GRANT EXECUTE ON FUNCTION aos_core._checkpoint_entries TO aos_app, aos_analytics;

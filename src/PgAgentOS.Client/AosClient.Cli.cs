@@ -72,12 +72,9 @@ public sealed record ModelEntry(Guid ModelId, string Provider, string ModelName,
     public string Ref => Provider + "/" + ModelName;
 }
 
-/// <summary>A piece of a streamed answer (channel aos_stream).</summary>
+/// <summary>A piece of a streamed answer (on the tenant's stream channel: AosClient.StreamChannelAsync).</summary>
 public sealed record StreamDelta(Guid TurnId, Guid ConversationId, long Seq, string Delta)
 {
-    /// <summary>The channel workers send answer deltas on.</summary>
-    public const string Channel = "aos_stream";
-
     /// <summary>Parses a notification payload; null when it is not a delta.</summary>
     public static StreamDelta? TryParse(string payload)
     {

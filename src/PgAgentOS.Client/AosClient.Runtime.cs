@@ -108,8 +108,12 @@ public sealed record TenantSkill
 
 public sealed partial class AosClient
 {
-    /// <summary>Channel of streamed answer deltas: {"turn_id","conversation_id","seq","delta"} (see docs/runtime.md).</summary>
-    public const string StreamChannel = "aos_stream";
+    /// <summary>
+    /// The bound tenant's channel of streamed answer deltas ({"turn_id","conversation_id","seq","delta"}, see
+    /// docs/runtime.md): one per tenant, named by the kernel with an HMAC so that other tenants cannot listen.
+    /// </summary>
+    public async Task<string> StreamChannelAsync(CancellationToken ct = default) =>
+        (await ScalarAsync<string>("SELECT aos_agent.stream_channel()", ct))!;
 
     /// <summary>How the tools of the turn a worker holds are implemented.</summary>
     public async Task<IReadOnlyList<SkillImplementation>> TurnSkillsAsync(Guid turnId, Guid leaseToken, CancellationToken ct = default) =>

@@ -110,6 +110,8 @@ public sealed record TurnContext
     public JsonElement? Script { get; init; }
     /// <summary>Whether thinking is shown.</summary>
     public bool ThinkingVisible { get; init; } = true;
+    /// <summary>The tenant's channel for streamed answer deltas (see AosClient.StreamChannelAsync).</summary>
+    public string? StreamChannel { get; init; }
     /// <summary>The worker's lease (claim_turn only).</summary>
     public Guid? LeaseToken { get; init; }
     /// <summary>When the lease expires (database clock).</summary>

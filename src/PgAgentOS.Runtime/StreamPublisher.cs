@@ -7,7 +7,8 @@ using PgAgentOS.Client;
 namespace PgAgentOS.Runtime;
 
 /// <summary>
-/// Sends deltas of a turn's answer on the aos_stream channel as pg_notify payloads
+/// Sends deltas of a turn's answer on the tenant's stream channel (named by the kernel, in the
+/// turn context) as pg_notify payloads
 /// {"turn_id","conversation_id","seq","delta"}, each under 8000 bytes, in order, on a connection
 /// of their own (never inside a transaction of the turn). Deltas that arrive while a
 /// notification is being sent are merged into the next one. Best effort: a failed notification is
@@ -21,13 +22,15 @@ internal sealed class StreamPublisher
     private readonly AosClient _client;
     private readonly Guid _turnId;
     private readonly Guid _conversationId;
+    private readonly string _channel;
     private readonly ILogger _log;
     private readonly Channel<string> _queue = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Task _pump;
     private long _seq;
 
-    public StreamPublisher(AosClient client, Guid turnId, Guid conversationId, ILogger log)
+    public StreamPublisher(AosClient client, string channel, Guid turnId, Guid conversationId, ILogger log)
     {
+        _channel = channel;
         _client = client;
         _turnId = turnId;
         _conversationId = conversationId;
@@ -67,7 +70,7 @@ internal sealed class StreamPublisher
             {
                 try
                 {
-                    await _client.NotifyAsync(AosClient.StreamChannel, payload);
+                    await _client.NotifyAsync(_channel, payload);
                 }
                 catch (Exception e) when (e is Npgsql.NpgsqlException or AosException or TimeoutException or IOException)
                 {

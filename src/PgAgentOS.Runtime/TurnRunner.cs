@@ -243,7 +243,8 @@ internal sealed class TurnRunner
                 }
                 using var callCts = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 callCts.CancelAfter(limit);
-                StreamPublisher? publisher = stream && _options.StreamDeltas ? new StreamPublisher(_client, TurnId, ConversationId, _log) : null;
+                StreamPublisher? publisher = stream && _options.StreamDeltas && _ctx.StreamChannel is { } channel
+                    ? new StreamPublisher(_client, channel, TurnId, ConversationId, _log) : null;
                 try
                 {
                     if (!stream)

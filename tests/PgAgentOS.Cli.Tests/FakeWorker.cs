@@ -91,7 +91,7 @@ public sealed class FakeWorker : IAsyncDisposable
             for (var i = 0; i < pieces.Length; i++)
             {
                 var payload = new JsonObject { ["turn_id"] = turn.TurnId, ["conversation_id"] = turn.ConversationId, ["seq"] = i + 1, ["delta"] = pieces[i] };
-                await conn.ExecAsync("SELECT pg_notify('aos_stream', $1)", payload.ToJsonString());
+                await conn.ExecAsync("SELECT pg_notify($1, $2)", turn.StreamChannel!, payload.ToJsonString());
             }
         }
         await _client.RecordResponseAsync(turn.TurnId, lease, new ModelResponse { Text = answer, Usage = new Usage(200, 30) }, ct);

@@ -16,7 +16,7 @@ public sealed class EndToEndTests(KernelDatabase db) : IClassFixture<KernelDatab
             new { text = "Here is what the clock said: {{tool:clock}}. That is all I know about time, said the stand-in." }));
         var (conv, turn) = await t.AskAsync("What time is it?");
         var events = new ConcurrentQueue<WorkerEvent>();
-        await using var stream = await ChannelListener.StartAsync(db.ConnectionString(TestCluster.App), "aos_stream");
+        await using var stream = await ChannelListener.StartAsync(db.ConnectionString(TestCluster.App), await t.App.StreamChannelAsync());
         await using var host = new WorkerHost(t.WorkerSource, Kit.Options("w-e2e") with { TenantId = t.Tenant });
         host.Event += events.Enqueue;
 

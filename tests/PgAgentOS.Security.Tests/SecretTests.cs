@@ -120,4 +120,29 @@ public sealed class SecretTests(TwoTenants db) : IClassFixture<TwoTenants>
             Assert.DoesNotContain("SECRET", n, StringComparison.Ordinal);
         }
     }
+
+    [Fact]
+    public async Task StreamChannelsArePerTenantAndCannotBeNamedByOthers()
+    {
+        // Answer deltas carry text, so they go on a channel per tenant whose name is an HMAC with
+        // the kernel secret: a session of A cannot compute B's, and an unbound one gets none.
+        await using var a = await db.OpenAsync(TestCluster.Admin);
+        await a.ExecAsync("SELECT aos_auth.set_tenant($1)", db.A.Tenant);
+        await using var b = await db.OpenAsync(TestCluster.Admin);
+        await b.ExecAsync("SELECT aos_auth.set_tenant($1)", db.B.Tenant);
+        var channelA = await a.ScalarAsync<string>("SELECT aos_agent.stream_channel()");
+        var channelB = await b.ScalarAsync<string>("SELECT aos_agent.stream_channel()");
+        Assert.Matches("^aos_stream_[0-9a-f]{40}$", channelA);
+        Assert.NotEqual(channelA, channelB);
+        Assert.Equal(channelA, await a.ScalarAsync<string>("SELECT aos_agent.stream_channel()"));
+        foreach (var id in new[] { db.A.Tenant, db.B.Tenant })
+        {
+            Assert.DoesNotContain(id.ToString("N")[..8], channelA + channelB, StringComparison.Ordinal);
+        }
+        // The name comes from the kernel only: the HMAC helper is not executable by clients.
+        var denied = await a.ErrorAsync("SELECT aos_agent._stream_channel($1)", db.B.Tenant);
+        Assert.Equal("42501", denied.SqlState);
+        await using var unbound = await db.OpenAsync(TestCluster.App);
+        Assert.Equal("AO001", (await unbound.ErrorAsync("SELECT aos_agent.stream_channel()")).SqlState);
+    }
 }

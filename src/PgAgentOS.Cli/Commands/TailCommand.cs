@@ -124,9 +124,17 @@ public sealed class TailCommand : AosCommand<TailSettings>
             var clock = Stopwatch.StartNew();
             var lastRead = TimeSpan.Zero;
             var lastTenantRefresh = TimeSpan.Zero;
-            var channels = new[] { StreamDelta.Channel, AosNotifications.TurnReady, AosNotifications.TurnDone, AosNotifications.ApprovalNeeded };
+            // Each tenant's answers stream on a channel of its own (named by the kernel); tenants that
+            // appear after tail started show their steps, but not their deltas.
+            var streamChannels = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var s in scopes)
+            {
+                streamChannels.Add(await s.Client.StreamChannelAsync(stop.Token));
+            }
+            var barrierChannel = streamChannels.FirstOrDefault();
+            var channels = streamChannels.Concat([AosNotifications.TurnReady, AosNotifications.TurnDone, AosNotifications.ApprovalNeeded]).ToArray();
             // What a read found, in order; an answer is held back until the deltas sent before it
-            // (aos_stream) have arrived: a barrier notification comes back after all of them.
+            // (on the stream channels) have arrived: a barrier notification comes back after all of them.
             var held = new List<(bool IsAnswer, Action Show)>();
             string? barrier = null;
             var barrierDeadline = TimeSpan.Zero;
@@ -173,7 +181,7 @@ public sealed class TailCommand : AosCommand<TailSettings>
                     barrierDeadline = clock.Elapsed + TimeSpan.FromSeconds(2);
                     try
                     {
-                        await session.Client.NotifyAsync(StreamDelta.Channel, barrier, stop.Token);
+                        await session.Client.NotifyAsync(barrierChannel ?? AosNotifications.TurnDone, barrier, stop.Token);
                     }
                     catch (Exception e) when (e is AosException or Npgsql.NpgsqlException)
                     {
@@ -200,8 +208,9 @@ public sealed class TailCommand : AosCommand<TailSettings>
                         Ctx.Console.MarkupLine($"[dim]Following {Render.Esc(what)}; Ctrl+C stops.[/]");
                     }
                 }
-                var released = barrier is not null && n.Channel == StreamDelta.Channel && n.Payload == barrier;
-                if (n.Channel == StreamDelta.Channel && StreamDelta.TryParse(n.Payload) is { } delta)
+                var onStream = streamChannels.Contains(n.Channel) || n.Channel == AosNotifications.TurnDone;
+                var released = barrier is not null && onStream && n.Payload == barrier;
+                if (streamChannels.Contains(n.Channel) && StreamDelta.TryParse(n.Payload) is { } delta)
                 {
                     if (!tail.IsStreaming(delta.TurnId) && held.Count == 0)
                     {

@@ -53,7 +53,9 @@ public static class TurnFollower
         var unclaimedReported = false;
         var queuedSince = TimeSpan.Zero;
         var lastStatus = "";
-        var channels = new[] { StreamDelta.Channel, AosNotifications.TurnDone, AosNotifications.ApprovalNeeded, AosNotifications.TurnReady };
+        // The tenant's answers stream on a channel of its own, named by the kernel.
+        var streamChannel = await client.StreamChannelAsync(ct);
+        var channels = new[] { streamChannel, AosNotifications.TurnDone, AosNotifications.ApprovalNeeded, AosNotifications.TurnReady };
         async Task<(List<TurnEvent> Events, TurnInfo Turn)> ReadAsync(Guid turnId)
         {
             lastRead = clock.Elapsed;
@@ -98,7 +100,7 @@ public static class TurnFollower
                     barrierDeadline = clock.Elapsed + TimeSpan.FromSeconds(2);
                     try
                     {
-                        await client.NotifyAsync(StreamDelta.Channel, barrier, ct);
+                        await client.NotifyAsync(streamChannel, barrier, ct);
                     }
                     catch (Exception x) when (x is AosException or NpgsqlException or InvalidOperationException)
                     {
@@ -119,7 +121,7 @@ public static class TurnFollower
             started ??= await start(ct);
             var turnId = started.Value;
             var released = false;
-            if (n.Channel == StreamDelta.Channel)
+            if (n.Channel == streamChannel)
             {
                 released = barrier is not null && n.Payload == barrier;
                 var d = StreamDelta.TryParse(n.Payload);
