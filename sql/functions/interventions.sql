@@ -446,6 +446,12 @@ BEGIN
         RAISE EXCEPTION 'principal % is not a principal of this tenant', p_observer
             USING ERRCODE = 'AO011', HINT = 'Pass a principal of the bound tenant, or NULL.';
     END IF;
+    -- A session bound to a principal observes in its own name (administrators may record for others).
+    IF p_observer IS DISTINCT FROM aos_auth.current_principal() AND aos_auth.current_principal() IS NOT NULL
+       AND NOT aos_auth._is_tenant_admin(p_tenant_id) THEN
+        RAISE EXCEPTION 'principal % may not record an observation in the name of principal %', aos_auth.current_principal(), p_observer
+            USING ERRCODE = 'AO011', HINT = 'Omit the observer (it defaults to you) or pass your own principal id.';
+    END IF;
     INSERT INTO aos_agent.observation (tenant_id, observation_id, observation_type, conversation_id, turn_id, step_id, observer_id, score, severity, content)
     VALUES (p_tenant_id, v_id, p_type, v_conv, v_turn, p_step_id, p_observer, p_score, p_severity, coalesce(p_content, '{}'));
     PERFORM aos_core._conversation_event(p_tenant_id, v_conv, 'observation.' || p_type, v_id, v_turn,
@@ -610,6 +616,10 @@ BEGIN
     END IF;
     IF NOT EXISTS (SELECT 1 FROM aos_agent.agent WHERE tenant_id = p_tenant_id AND agent_id = p_agent_id) THEN
         PERFORM aos_core._not_found('agent', p_agent_id);
+    END IF;
+    IF p_conversation_id IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM aos_agent.conversation WHERE tenant_id = p_tenant_id AND conversation_id = p_conversation_id AND agent_id = p_agent_id) THEN
+        PERFORM aos_core._not_found('conversation', p_conversation_id);
     END IF;
     INSERT INTO aos_agent.memory (tenant_id, agent_id, conversation_id, key, value, memory_type, importance, embedding)
     VALUES (p_tenant_id, p_agent_id, p_conversation_id, p_key, p_value, p_memory_type, p_importance, p_embedding)

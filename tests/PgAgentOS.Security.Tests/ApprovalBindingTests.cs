@@ -246,4 +246,20 @@ public sealed class ApprovalBindingTests(TwoTenants db) : IClassFixture<TwoTenan
             "SELECT aos_agent.begin_tool_execution($1, NULL, $2, 'code_execute', '{\"code\": \"1\"}')", turn, step)).SqlState);
         Assert.Equal((0L, 0L, "cancelled"), await StepStateAsync(db.A.Tenant, step));
     }
+
+    [Fact]
+    public async Task AUserRecordsObservationsOnlyInItsOwnNameAndMemoryOnlyForItsConversations()
+    {
+        await using var user = await db.OpenAsync(TestCluster.App);
+        await user.ExecAsync("SELECT aos_auth.authenticate($1)", db.A.UserKey);
+        // a rating in the approver's name is refused; in its own name (or none) it is recorded
+        var e = await user.ErrorAsync("SELECT aos_agent.rate_turn($1, $2, 4)", db.A.TurnDone, db.A.ApproverPrincipal);
+        Assert.Equal("AO011", e.SqlState);
+        e = await user.ErrorAsync("SELECT aos_agent.flag_issue($1, 'low', 'spoofed', NULL, $2)", db.A.ApproverPrincipal, db.A.TurnDone);
+        Assert.Equal("AO011", e.SqlState);
+        Assert.NotEqual(Guid.Empty, await user.ScalarAsync<Guid>("SELECT aos_agent.rate_turn($1, NULL, 4)", db.A.TurnDone));
+        // a memory may name only a conversation of the same agent in the same tenant
+        e = await user.ErrorAsync("SELECT aos_agent.remember($1, 'k', '1', 'fact', 0.5, $2)", db.A.ManualAgent, db.B.ConvDone);
+        Assert.Equal("AO002", e.SqlState);
+    }
 }
