@@ -9,7 +9,6 @@
 CREATE FUNCTION aos_meta.compute_cost(p_model_id uuid, p_input_tokens bigint, p_output_tokens bigint)
 RETURNS numeric
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT round((coalesce(p_input_tokens, 0) * r.input_price_per_mtok + coalesce(p_output_tokens, 0) * r.output_price_per_mtok) / 1000000.0, 6)
     FROM aos_meta.llm_model_registry r WHERE r.model_id = p_model_id
@@ -19,7 +18,6 @@ COMMENT ON FUNCTION aos_meta.compute_cost(uuid, bigint, bigint) IS 'USD cost of 
 CREATE FUNCTION aos_agent.manual_lease()
 RETURNS interval
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
 AS $$ SELECT interval '15 minutes' $$;
 COMMENT ON FUNCTION aos_agent.manual_lease() IS 'How long a turn driven by hand stays reserved after its last call before workers may take it over.';
 
@@ -29,7 +27,6 @@ COMMENT ON FUNCTION aos_agent.manual_lease() IS 'How long a turn driven by hand 
 CREATE FUNCTION aos_agent._diagnose(p_turn_id uuid, p_lease_token uuid, p_at timestamptz)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v       record;
@@ -120,9 +117,8 @@ CREATE FUNCTION aos_agent._advance(
     p_input_tokens bigint, p_output_tokens bigint, p_cost numeric,
     p_event_type text, p_payload jsonb, p_at timestamptz,
     OUT tenant_id uuid, OUT conversation_id uuid, OUT first_step integer, OUT iteration integer, OUT attempt integer,
-    OUT tokens bigint, OUT cost numeric, OUT max_tokens bigint, OUT max_cost numeric, OUT model_id uuid)
+    OUT tokens bigint, OUT cost numeric, OUT max_tokens bigint, OUT max_cost numeric, OUT model_id uuid, OUT worker_id text)
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_actor  text := aos_core._actor();
@@ -140,7 +136,9 @@ BEGIN
                cur_phase = CASE WHEN p_kind IN ('model', 'input') THEN p_kind ELSE c.cur_phase END,
                cur_input_tokens = c.cur_input_tokens + coalesce(p_input_tokens, 0),
                cur_output_tokens = c.cur_output_tokens + coalesce(p_output_tokens, 0),
-               cur_cost_usd = c.cur_cost_usd + coalesce(p_cost, aos_meta.compute_cost(c.cur_model_id, p_input_tokens, p_output_tokens), 0),
+               cur_cost_usd = c.cur_cost_usd + CASE WHEN p_cost IS NOT NULL THEN p_cost
+                                                    WHEN p_input_tokens IS NULL AND p_output_tokens IS NULL THEN 0
+                                                    ELSE coalesce(aos_meta.compute_cost(c.cur_model_id, p_input_tokens, p_output_tokens), 0) END,
                event_seq = c.event_seq + 1,
                event_head = aos_core.event_hash(c.event_head, c.tenant_id, c.conversation_id, c.event_seq + 1, p_event_type, NULL,
                                                  p_turn_id, v_actor, p_payload || jsonb_build_object('first_step', c.cur_step_count + 1), p_at),
@@ -150,8 +148,8 @@ BEGIN
            AND NOT (p_kind = 'model' AND c.cur_phase <> 'model' AND c.cur_iteration >= c.cur_max_iterations)
         RETURNING c.tenant_id, c.conversation_id, c.cur_step_count - p_nsteps + 1, c.cur_iteration, c.cur_attempt,
                   c.cur_input_tokens + c.cur_output_tokens, c.cur_cost_usd, c.cur_max_tokens, c.cur_max_cost_usd, c.cur_model_id,
-                  c.event_seq, c.event_head
-          INTO tenant_id, conversation_id, first_step, iteration, attempt, tokens, cost, max_tokens, max_cost, model_id, v_seq, v_hash;
+                  c.lease_worker, c.event_seq, c.event_head
+          INTO tenant_id, conversation_id, first_step, iteration, attempt, tokens, cost, max_tokens, max_cost, model_id, worker_id, v_seq, v_hash;
         PERFORM set_config('aos.kernel_scope', '', true);
     ELSE
         -- By hand: the session's tenant, the spec's functions without a token.
@@ -166,7 +164,9 @@ BEGIN
                cur_phase = CASE WHEN p_kind IN ('model', 'input') THEN p_kind ELSE c.cur_phase END,
                cur_input_tokens = c.cur_input_tokens + coalesce(p_input_tokens, 0),
                cur_output_tokens = c.cur_output_tokens + coalesce(p_output_tokens, 0),
-               cur_cost_usd = c.cur_cost_usd + coalesce(p_cost, aos_meta.compute_cost(c.cur_model_id, p_input_tokens, p_output_tokens), 0),
+               cur_cost_usd = c.cur_cost_usd + CASE WHEN p_cost IS NOT NULL THEN p_cost
+                                                    WHEN p_input_tokens IS NULL AND p_output_tokens IS NULL THEN 0
+                                                    ELSE coalesce(aos_meta.compute_cost(c.cur_model_id, p_input_tokens, p_output_tokens), 0) END,
                event_seq = c.event_seq + 1,
                event_head = aos_core.event_hash(c.event_head, c.tenant_id, c.conversation_id, c.event_seq + 1, p_event_type, NULL,
                                                  p_turn_id, v_actor, p_payload || jsonb_build_object('first_step', c.cur_step_count + 1), p_at),
@@ -182,8 +182,8 @@ BEGIN
            AND NOT (p_kind = 'model' AND c.cur_phase <> 'model' AND c.cur_iteration >= c.cur_max_iterations)
         RETURNING c.tenant_id, c.conversation_id, c.cur_step_count - p_nsteps + 1, c.cur_iteration, c.cur_attempt,
                   c.cur_input_tokens + c.cur_output_tokens, c.cur_cost_usd, c.cur_max_tokens, c.cur_max_cost_usd, c.cur_model_id,
-                  c.event_seq, c.event_head
-          INTO tenant_id, conversation_id, first_step, iteration, attempt, tokens, cost, max_tokens, max_cost, model_id, v_seq, v_hash;
+                  c.lease_worker, c.event_seq, c.event_head
+          INTO tenant_id, conversation_id, first_step, iteration, attempt, tokens, cost, max_tokens, max_cost, model_id, worker_id, v_seq, v_hash;
     END IF;
     IF v_seq IS NULL THEN
         PERFORM aos_agent._diagnose(p_turn_id, p_lease_token, p_at);
@@ -204,7 +204,6 @@ CREATE FUNCTION aos_agent._admin_advance(
     p_tenant_id uuid, p_turn_id uuid, p_nsteps integer, p_kind text, p_event_type text, p_payload jsonb, p_at timestamptz,
     OUT conversation_id uuid, OUT first_step integer, OUT iteration integer, OUT attempt integer, OUT is_active boolean)
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_actor text := aos_core._actor();
@@ -249,7 +248,6 @@ CREATE FUNCTION aos_agent._insert_step(
     p_tokens integer DEFAULT NULL)
 RETURNS void
 LANGUAGE sql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
     INSERT INTO aos_agent.step (tenant_id, step_id, turn_id, conversation_id, step_number, step_type, status, iteration, attempt,
                                 tool_name, call_id, args_hash, parent_step_id, content, tokens, created_at, completed_at)
@@ -268,7 +266,6 @@ COMMENT ON FUNCTION aos_agent._insert_step(uuid, uuid, uuid, uuid, integer, text
 CREATE FUNCTION aos_agent._activate_next(p_tenant_id uuid, p_conversation_id uuid, p_after_number integer, p_at timestamptz)
 RETURNS uuid
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_next  aos_agent.turn%ROWTYPE;
@@ -310,7 +307,6 @@ COMMENT ON FUNCTION aos_agent._activate_next(uuid, uuid, integer, timestamptz) I
 CREATE FUNCTION aos_agent._finish_turn(p_tenant_id uuid, p_turn_id uuid, p_status text, p_answer text, p_error text, p_at timestamptz)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_turn aos_agent.turn%ROWTYPE;
@@ -361,7 +357,9 @@ BEGIN
         jsonb_strip_nulls(jsonb_build_object('answer_sha256', CASE WHEN p_answer IS NULL THEN NULL
                                                                     ELSE encode(sha256(convert_to(p_answer, 'UTF8')), 'hex') END,
                                              'error', p_error)));
-    PERFORM pg_notify('aos_turn_done', p_turn_id::text);
+    -- No NOTIFY here: a notifying transaction holds PostgreSQL's notification lock through its
+    -- commit, which would serialise every turn's completion. Workers send aos_turn_done after the
+    -- commit; watchers poll as well.
 END
 $$;
 COMMENT ON FUNCTION aos_agent._finish_turn(uuid, uuid, text, text, text, timestamptz) IS 'Internal: ends a turn and hands the conversation to the next one.';
@@ -370,7 +368,6 @@ COMMENT ON FUNCTION aos_agent._finish_turn(uuid, uuid, text, text, text, timesta
 CREATE FUNCTION aos_agent._park(p_tenant_id uuid, p_turn_id uuid, p_turn_status text, p_run_status text, p_at timestamptz)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_conv aos_agent.conversation%ROWTYPE;
@@ -400,7 +397,6 @@ COMMENT ON FUNCTION aos_agent._park(uuid, uuid, text, text, timestamptz) IS 'Int
 CREATE FUNCTION aos_agent._resume(p_tenant_id uuid, p_turn_id uuid, p_at timestamptz)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_turn aos_agent.turn%ROWTYPE;
@@ -434,7 +430,6 @@ COMMENT ON FUNCTION aos_agent._resume(uuid, uuid, timestamptz) IS 'Internal: a w
 CREATE FUNCTION aos_agent._settle(p_tenant_id uuid, p_turn_id uuid, p_at timestamptz)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF EXISTS (SELECT 1 FROM aos_agent.step
@@ -454,7 +449,6 @@ COMMENT ON FUNCTION aos_agent._settle(uuid, uuid, timestamptz) IS 'Internal: res
 CREATE FUNCTION aos_agent._over_budget(p_tokens bigint, p_cost numeric, p_max_tokens bigint, p_max_cost numeric)
 RETURNS text
 LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE
         WHEN p_max_tokens IS NOT NULL AND p_tokens > p_max_tokens
@@ -471,7 +465,6 @@ COMMENT ON FUNCTION aos_agent._over_budget(bigint, numeric, bigint, numeric) IS 
 CREATE FUNCTION aos_agent._turn_context(p_tenant_id uuid, p_turn_id uuid)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_turn     aos_agent.turn%ROWTYPE;
@@ -646,61 +639,74 @@ COMMENT ON FUNCTION aos_agent._turn_context(uuid, uuid) IS 'Internal: everything
 CREATE FUNCTION aos_agent._decide_tool(p_tenant_id uuid, p_agent_id uuid, p_tool_name text, p_input jsonb,
     OUT decision text, OUT source text, OUT reason text, OUT idempotent boolean)
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_agent   aos_agent.agent%ROWTYPE;
-    v_skill   aos_skills.skill;
-    v_grant   aos_skills.role_skill;
-    v_rule    record;
+    v record;
     v_missing text[];
 BEGIN
-    SELECT * INTO v_agent FROM aos_agent.agent WHERE tenant_id = p_tenant_id AND agent_id = p_agent_id;
-    IF NOT p_tool_name = ANY (v_agent.tools) THEN
-        RAISE EXCEPTION 'agent % may not use tool %', v_agent.name, p_tool_name
+    -- One statement reads what the decision needs: the agent, the skill the tenant sees under the
+    -- name (its own, else the shared one), the role's grant (the tenant's row wins) and the first
+    -- policy rule that matches.
+    SELECT a.name AS agent_name, a.role_key, a.config, p_tool_name = ANY (a.tools) AS listed,
+           s.skill_key, s.input_schema, s.requires_approval, s.risk_level, s.idempotent,
+           g.skill_key AS grant_key, g.allowed, g.requires_approval AS grant_requires_approval,
+           r.action AS rule_action, r.name AS rule_name
+      INTO v
+      FROM aos_agent.agent a
+      LEFT JOIN LATERAL (SELECT x.skill_key, x.input_schema, x.requires_approval, x.risk_level, x.idempotent
+                           FROM aos_skills.skill x
+                          WHERE x.tenant_id IN (p_tenant_id, aos_skills.shared_tenant()) AND x.skill_key = p_tool_name AND x.is_active
+                          ORDER BY (x.tenant_id = p_tenant_id) DESC LIMIT 1) s ON true
+      LEFT JOIN LATERAL (SELECT y.skill_key, y.allowed, y.requires_approval
+                           FROM aos_skills.role_skill y
+                          WHERE y.tenant_id IN (p_tenant_id, aos_skills.shared_tenant()) AND y.role_key = a.role_key
+                            AND y.skill_key = p_tool_name
+                          ORDER BY (y.tenant_id = p_tenant_id) DESC LIMIT 1) g ON true
+      LEFT JOIN LATERAL (SELECT z.action, z.name
+                           FROM aos_policy.policy_rule z
+                          WHERE z.tenant_id = p_tenant_id AND z.enabled
+                            AND (z.skill_key IS NULL OR z.skill_key = p_tool_name)
+                            AND (z.agent_id IS NULL OR z.agent_id = p_agent_id)
+                            AND (z.risk_levels IS NULL OR s.risk_level = ANY (z.risk_levels))
+                            AND (z.args_match IS NULL OR p_input @> z.args_match)
+                          ORDER BY z.priority, z.name LIMIT 1) r ON true
+     WHERE a.tenant_id = p_tenant_id AND a.agent_id = p_agent_id;
+    IF NOT coalesce(v.listed, false) THEN
+        RAISE EXCEPTION 'agent % may not use tool %', v.agent_name, p_tool_name
             USING ERRCODE = 'AO006', HINT = 'Add it to the agent''s tools (aos_agent.update_agent) if its role is granted the skill.';
     END IF;
-    v_skill := aos_agent._skill(p_tenant_id, p_tool_name);
-    v_grant := aos_agent._role_skill(p_tenant_id, v_agent.role_key, p_tool_name);
-    IF v_skill.skill_key IS NULL OR v_grant.skill_key IS NULL OR NOT v_grant.allowed THEN
-        RAISE EXCEPTION 'role % of agent % is not granted tool %', v_agent.role_key, v_agent.name, p_tool_name
+    IF v.skill_key IS NULL OR v.grant_key IS NULL OR NOT v.allowed THEN
+        RAISE EXCEPTION 'role % of agent % is not granted tool %', v.role_key, v.agent_name, p_tool_name
             USING ERRCODE = 'AO006', HINT = 'An administrator grants skills to roles in aos_skills.role_skill.';
     END IF;
-    idempotent := v_skill.idempotent;
-    SELECT array_agg(k) INTO v_missing
-      FROM jsonb_array_elements_text(coalesce(v_skill.input_schema -> 'required', '[]')) k
-     WHERE NOT p_input ? k;
-    IF v_missing IS NOT NULL THEN
-        decision := 'rejected'; source := 'policy';
-        reason := format('invalid arguments: missing %s', array_to_string(v_missing, ', '));
-        RETURN;
+    idempotent := v.idempotent;
+    IF v.input_schema ? 'required' THEN
+        SELECT array_agg(k) INTO v_missing
+          FROM jsonb_array_elements_text(v.input_schema -> 'required') k
+         WHERE NOT p_input ? k;
+        IF v_missing IS NOT NULL THEN
+            decision := 'rejected'; source := 'policy';
+            reason := format('invalid arguments: missing %s', array_to_string(v_missing, ', '));
+            RETURN;
+        END IF;
     END IF;
-    SELECT r.action, r.name INTO v_rule
-      FROM aos_policy.policy_rule r
-     WHERE r.tenant_id = p_tenant_id AND r.enabled
-       AND (r.skill_key IS NULL OR r.skill_key = p_tool_name)
-       AND (r.agent_id IS NULL OR r.agent_id = p_agent_id)
-       AND (r.risk_levels IS NULL OR v_skill.risk_level = ANY (r.risk_levels))
-       AND (r.args_match IS NULL OR p_input @> r.args_match)
-     ORDER BY r.priority, r.name
-     LIMIT 1;
-    IF FOUND THEN
+    IF v.rule_action IS NOT NULL THEN
         source := 'policy';
-        reason := format('policy rule %s', v_rule.name);
-        decision := CASE v_rule.action WHEN 'deny' THEN 'rejected' WHEN 'auto_approve' THEN 'approved' ELSE 'pending' END;
+        reason := format('policy rule %s', v.rule_name);
+        decision := CASE v.rule_action WHEN 'deny' THEN 'rejected' WHEN 'auto_approve' THEN 'approved' ELSE 'pending' END;
         RETURN;
     END IF;
-    IF v_skill.risk_level IN ('high', 'critical') THEN
-        decision := 'pending'; source := 'human'; reason := format('%s-risk tool', v_skill.risk_level);
-    ELSIF v_grant.requires_approval IS NOT NULL THEN
-        decision := CASE WHEN v_grant.requires_approval THEN 'pending' ELSE 'approved' END;
-        source := CASE WHEN v_grant.requires_approval THEN 'human' ELSE 'auto' END;
-        reason := format('role %s grant', v_agent.role_key);
-    ELSIF coalesce((v_agent.config ->> 'auto_approve_tools')::boolean, false) AND NOT v_skill.requires_approval THEN
+    IF v.risk_level IN ('high', 'critical') THEN
+        decision := 'pending'; source := 'human'; reason := format('%s-risk tool', v.risk_level);
+    ELSIF v.grant_requires_approval IS NOT NULL THEN
+        decision := CASE WHEN v.grant_requires_approval THEN 'pending' ELSE 'approved' END;
+        source := CASE WHEN v.grant_requires_approval THEN 'human' ELSE 'auto' END;
+        reason := format('role %s grant', v.role_key);
+    ELSIF coalesce((v.config ->> 'auto_approve_tools')::boolean, false) AND NOT v.requires_approval THEN
         decision := 'approved'; source := 'auto'; reason := 'agent auto-approves this tool';
     ELSE
         decision := 'pending'; source := 'human';
-        reason := CASE WHEN v_skill.requires_approval THEN 'the tool requires approval' ELSE 'the agent requires approval of tool calls' END;
+        reason := CASE WHEN v.requires_approval THEN 'the tool requires approval' ELSE 'the agent requires approval of tool calls' END;
     END IF;
 END
 $$;
@@ -711,7 +717,6 @@ COMMENT ON FUNCTION aos_agent._decide_tool(uuid, uuid, text, jsonb) IS
 -- be made before the write). Nothing about the turn is revealed without the right token.
 CREATE FUNCTION aos_agent._lease_target(p_turn_id uuid, p_lease_token uuid, OUT tenant_id uuid, OUT agent_id uuid)
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM set_config('aos.kernel_scope', 'all', true);
@@ -737,7 +742,6 @@ CREATE FUNCTION aos_agent._respond(
     p_input_tokens bigint, p_output_tokens bigint, p_cost numeric, p_estimated boolean)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_at       timestamptz := clock_timestamp();
@@ -762,10 +766,11 @@ DECLARE
     v_ticket   uuid;
     v_budget   text;
     v_tokens   integer;
+    v_ntools   integer := jsonb_array_length(p_calls);
     i          integer;
 BEGIN
     IF p_lease_token IS NOT NULL THEN
-        IF jsonb_array_length(p_calls) > 0 THEN
+        IF v_ntools > 0 THEN
             SELECT * INTO v_tenant, v_agent FROM aos_agent._lease_target(p_turn_id, p_lease_token);
         END IF;
     ELSE
@@ -834,9 +839,8 @@ BEGIN
         RAISE EXCEPTION 'the response records nothing' USING ERRCODE = '22023',
             HINT = 'Pass thinking, tool calls or a final text.';
     END IF;
-    FOR i IN 1 .. cardinality(v_ids) LOOP
-        v_refs := v_refs || aos_agent._step_ref(v_ids[i], v_types[i], v_contents[i]);
-    END LOOP;
+    SELECT jsonb_agg(aos_agent._step_ref(u.id, u.typ, u.content) ORDER BY u.ord) INTO v_refs
+      FROM unnest(v_ids, v_types, v_contents) WITH ORDINALITY u(id, typ, content, ord);
 
     SELECT * INTO v_adv FROM aos_agent._advance(p_turn_id, p_lease_token, cardinality(v_ids), 'model',
         p_input_tokens, p_output_tokens, p_cost, CASE WHEN p_final THEN 'turn.answered' ELSE 'model.responded' END,
@@ -852,40 +856,43 @@ BEGIN
 
     v_tokens := CASE WHEN p_input_tokens IS NULL AND p_output_tokens IS NULL THEN NULL
                      ELSE (coalesce(p_input_tokens, 0) + coalesce(p_output_tokens, 0))::integer END;
-    FOR i IN 1 .. cardinality(v_ids) LOOP
-        PERFORM aos_agent._insert_step(v_tenant, v_ids[i], p_turn_id, v_adv.conversation_id, v_adv.first_step + i - 1, v_types[i],
-            v_status[i], v_adv.iteration, v_adv.attempt,
-            CASE WHEN v_types[i] = 'tool_call' AND p_estimated THEN v_contents[i] ELSE v_contents[i] END, v_at,
-            v_tools[i], v_callids[i], v_hashes[i], v_parents[i], CASE WHEN i = cardinality(v_ids) THEN v_tokens END);
-        IF v_types[i] = 'tool_call' THEN
-            v_ticket := NULL;
-            IF v_status[i] IN ('approved', 'executing', 'rejected') THEN
-                INSERT INTO aos_agent.approval (tenant_id, step_id, turn_id, tool_name, args_hash, decision, source, decided_by_role, note, decided_at)
-                VALUES (v_tenant, v_ids[i], p_turn_id, v_tools[i], v_hashes[i],
-                        CASE WHEN v_status[i] = 'rejected' THEN 'rejected' ELSE 'approved' END,
-                        v_contents[i] #>> '{decision,source}', session_user, v_contents[i] #>> '{decision,reason}', v_at);
-            END IF;
-            IF v_status[i] = 'executing' THEN
-                IF v_pending THEN
-                    -- another call of this response waits for a person: run none until it is decided
-                    UPDATE aos_agent.step SET status = 'approved' WHERE tenant_id = v_tenant AND step_id = v_ids[i];
-                    v_status[i] := 'approved';
-                ELSE
-                    INSERT INTO aos_agent.tool_execution (tenant_id, step_id, turn_id, attempt, worker_id, started_at)
-                    VALUES (v_tenant, v_ids[i], p_turn_id, v_adv.attempt,
-                            (SELECT lease_worker FROM aos_agent.conversation WHERE tenant_id = v_tenant AND conversation_id = v_adv.conversation_id),
-                            v_at)
-                    RETURNING execution_id INTO v_ticket;
-                END IF;
-            END IF;
-            v_results := v_results || jsonb_strip_nulls(jsonb_build_object(
-                'step_id', v_ids[i], 'call_id', v_callids[i], 'name', v_tools[i],
-                'status', CASE v_status[i] WHEN 'pending' THEN 'awaiting_approval' WHEN 'executing' THEN 'approved' ELSE v_status[i] END,
-                'decided_by', v_contents[i] #>> '{decision,source}', 'reason', v_contents[i] #>> '{decision,reason}',
-                'ticket', v_ticket,
-                'result_step_id', CASE WHEN v_status[i] = 'rejected' THEN v_ids[i + 1] END));
-        END IF;
-    END LOOP;
+    IF v_pending THEN
+        -- another call of this response waits for a person: run none until it is decided
+        v_status := array_replace(v_status, 'executing', 'approved');
+    END IF;
+    -- All steps of the response in one statement; then the decisions of its tool calls, and the
+    -- execution tickets of those a worker may run now, each set-based.
+    INSERT INTO aos_agent.step (tenant_id, step_id, turn_id, conversation_id, step_number, step_type, status, iteration, attempt,
+                                tool_name, call_id, args_hash, parent_step_id, content, tokens, created_at, completed_at)
+    SELECT v_tenant, u.id, p_turn_id, v_adv.conversation_id, v_adv.first_step + u.ord::integer - 1, u.typ, u.st, v_adv.iteration,
+           v_adv.attempt, u.tool, u.call_id, u.hash, u.parent, u.content,
+           CASE WHEN u.ord = cardinality(v_ids) THEN v_tokens END, v_at,
+           CASE WHEN u.st IN ('completed', 'rejected', 'failed', 'cancelled') THEN v_at END
+      FROM unnest(v_ids, v_types, v_status, v_tools, v_callids, v_hashes, v_parents, v_contents)
+           WITH ORDINALITY u(id, typ, st, tool, call_id, hash, parent, content, ord);
+    IF v_ntools > 0 THEN
+        INSERT INTO aos_agent.approval (tenant_id, step_id, turn_id, tool_name, args_hash, decision, source, decided_by_role, note, decided_at)
+        SELECT v_tenant, u.id, p_turn_id, u.tool, u.hash, CASE WHEN u.st = 'rejected' THEN 'rejected' ELSE 'approved' END,
+               u.content #>> '{decision,source}', session_user, u.content #>> '{decision,reason}', v_at
+          FROM unnest(v_ids, v_types, v_status, v_tools, v_hashes, v_contents) u(id, typ, st, tool, hash, content)
+         WHERE u.typ = 'tool_call' AND u.st IN ('approved', 'executing', 'rejected');
+        WITH issued AS (
+            INSERT INTO aos_agent.tool_execution (tenant_id, step_id, turn_id, attempt, worker_id, started_at)
+            SELECT v_tenant, u.id, p_turn_id, v_adv.attempt, v_adv.worker_id, v_at
+              FROM unnest(v_ids, v_types, v_status) u(id, typ, st)
+             WHERE u.typ = 'tool_call' AND u.st = 'executing'
+            RETURNING step_id, execution_id)
+        SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+                   'step_id', u.id, 'call_id', u.call_id, 'name', u.tool,
+                   'status', CASE u.st WHEN 'pending' THEN 'awaiting_approval' WHEN 'executing' THEN 'approved' ELSE u.st END,
+                   'decided_by', u.content #>> '{decision,source}', 'reason', u.content #>> '{decision,reason}',
+                   'ticket', i.execution_id,
+                   'result_step_id', CASE WHEN u.st = 'rejected' THEN v_ids[u.ord + 1] END)) ORDER BY u.ord), '[]')
+          INTO v_results
+          FROM unnest(v_ids, v_types, v_status, v_tools, v_callids, v_contents) WITH ORDINALITY u(id, typ, st, tool, call_id, content, ord)
+          LEFT JOIN issued i ON i.step_id = u.id
+         WHERE u.typ = 'tool_call';
+    END IF;
 
     v_budget := aos_agent._over_budget(v_adv.tokens, v_adv.cost, v_adv.max_tokens, v_adv.max_cost);
     IF v_budget IS NOT NULL THEN
@@ -911,7 +918,6 @@ COMMENT ON FUNCTION aos_agent._respond(uuid, uuid, text, text, text, jsonb, bool
 CREATE FUNCTION aos_agent._usage(p_usage jsonb, p_total integer, p_cost numeric,
     OUT input_tokens bigint, OUT output_tokens bigint, OUT cost numeric, OUT estimated boolean)
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF p_usage IS NOT NULL AND jsonb_typeof(p_usage) <> 'object' THEN
@@ -1029,7 +1035,6 @@ CREATE FUNCTION aos_agent.process_tool_call(p_turn_id uuid, p_tool_name text, p_
                                             p_lease_token uuid DEFAULT NULL, p_call_id text DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_input jsonb;
@@ -1215,7 +1220,6 @@ COMMENT ON FUNCTION aos_agent.record_tool_result(uuid, text, jsonb, boolean, tex
 CREATE FUNCTION aos_agent._start_run(p_tenant_id uuid, p_turn_id uuid, p_driver text, p_worker_id text, p_lease interval, p_at timestamptz)
 RETURNS uuid
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_turn    aos_agent.turn%ROWTYPE;
@@ -1260,7 +1264,6 @@ COMMENT ON FUNCTION aos_agent._start_run(uuid, uuid, text, text, interval, times
 CREATE FUNCTION aos_agent._lost_attempt(p_tenant_id uuid, p_turn_id uuid, p_at timestamptz)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_conv   aos_agent.conversation%ROWTYPE;

@@ -7,7 +7,6 @@
 CREATE FUNCTION aos_agent.default_model_id(p_tenant_id uuid)
 RETURNS uuid
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT coalesce(
         (SELECT r.model_id
@@ -25,7 +24,6 @@ COMMENT ON FUNCTION aos_agent.default_model_id(uuid) IS
 CREATE FUNCTION aos_agent._model_ref(p_ref text)
 RETURNS uuid
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_id uuid;
@@ -54,7 +52,6 @@ COMMENT ON FUNCTION aos_agent._model_ref(text) IS 'Internal: resolves a model gi
 CREATE FUNCTION aos_agent._agent_config(p_config jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_cfg jsonb := '{"auto_approve_tools": false, "max_iterations": 10, "max_tokens_per_turn": 200000,
@@ -102,7 +99,6 @@ COMMENT ON FUNCTION aos_agent._agent_config(jsonb) IS 'Internal: an agent''s con
 CREATE FUNCTION aos_agent._skill(p_tenant_id uuid, p_skill_key text)
 RETURNS aos_skills.skill
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT s.* FROM aos_skills.skill s
      WHERE s.tenant_id IN (p_tenant_id, aos_skills.shared_tenant()) AND s.skill_key = p_skill_key AND s.is_active
@@ -115,7 +111,6 @@ COMMENT ON FUNCTION aos_agent._skill(uuid, text) IS 'Internal: the active skill 
 CREATE FUNCTION aos_agent._role_skill(p_tenant_id uuid, p_role_key text, p_skill_key text)
 RETURNS aos_skills.role_skill
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT g.* FROM aos_skills.role_skill g
      WHERE g.tenant_id IN (p_tenant_id, aos_skills.shared_tenant()) AND g.role_key = p_role_key AND g.skill_key = p_skill_key
@@ -127,7 +122,6 @@ COMMENT ON FUNCTION aos_agent._role_skill(uuid, text, text) IS 'Internal: the ro
 CREATE FUNCTION aos_agent._check_tools(p_tenant_id uuid, p_role_key text, p_tools text[])
 RETURNS text[]
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_tool  text;
@@ -167,7 +161,6 @@ CREATE FUNCTION aos_core._conversation_event(p_tenant_id uuid, p_conversation_id
                                              p_entity_id uuid, p_turn_id uuid, p_payload jsonb)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_at    timestamptz := clock_timestamp();
@@ -195,7 +188,6 @@ COMMENT ON FUNCTION aos_core._conversation_event(uuid, uuid, text, uuid, uuid, j
 CREATE FUNCTION aos_agent._step_ref(p_step_id uuid, p_step_type text, p_content jsonb)
 RETURNS jsonb
 LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT jsonb_build_object('id', p_step_id, 'type', p_step_type, 'sha256', encode(aos_core.json_sha256(p_content), 'hex'))
 $$;

@@ -4,7 +4,6 @@
 CREATE FUNCTION aos_agent.get_agent_analytics(p_agent_id uuid, p_days integer DEFAULT 7)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_tenant uuid := aos_auth._require_tenant();
@@ -53,7 +52,6 @@ COMMENT ON FUNCTION aos_agent.get_agent_analytics(uuid, integer) IS
 CREATE FUNCTION aos_agent.get_hourly_activity(p_tenant_id uuid DEFAULT NULL, p_days integer DEFAULT 1)
 RETURNS TABLE (hour timestamptz, turn_count bigint, step_count bigint, token_count bigint, cost_usd numeric, tool_calls bigint, failed_turns bigint)
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_tenant uuid := aos_auth._require_tenant();

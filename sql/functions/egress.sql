@@ -11,7 +11,6 @@
 CREATE FUNCTION aos_egress._normalize_host(p_host text)
 RETURNS text
 LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE WHEN h ~ '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$' THEN h END
       FROM (SELECT rtrim(lower(btrim(p_host)), '.') AS h) x
@@ -25,7 +24,6 @@ CREATE FUNCTION aos_egress._insert_request(p_tenant_id uuid, p_turn_id uuid, p_s
     p_duration_ms integer)
 RETURNS uuid
 LANGUAGE sql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
     INSERT INTO aos_egress.request (tenant_id, turn_id, step_id, skill_key, method, url, host, resolved_ip, decision, reason,
                                     status_code, bytes, duration_ms, created_at)

@@ -13,7 +13,6 @@
 CREATE FUNCTION aos_core.verify_event_chain(p_tenant_id uuid DEFAULT NULL, p_chain_id uuid DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_tenant uuid := aos_auth._require_tenant();
@@ -84,7 +83,6 @@ COMMENT ON FUNCTION aos_core.verify_event_chain(uuid, uuid) IS
 CREATE FUNCTION aos_core._checkpoint_entries(p_tenant_id uuid, p_checkpoint_no bigint)
 RETURNS text
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT coalesce(string_agg(h.chain_id::text || ':' || h.seq || ':' || encode(h.hash, 'hex'), E'\n' ORDER BY h.chain_id), '')
     FROM aos_core.checkpoint_head h WHERE h.tenant_id = p_tenant_id AND h.checkpoint_no = p_checkpoint_no
@@ -141,7 +139,6 @@ COMMENT ON FUNCTION aos_core.create_checkpoint() IS
 CREATE FUNCTION aos_core.verify_checkpoint(p_checkpoint jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_tenant uuid := aos_auth._require_tenant();

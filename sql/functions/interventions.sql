@@ -10,7 +10,6 @@
 CREATE FUNCTION aos_agent._approver(p_tenant_id uuid, p_admin_id uuid, p_roles text[])
 RETURNS uuid
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_session uuid := aos_auth.current_principal();
@@ -43,7 +42,6 @@ COMMENT ON FUNCTION aos_agent._approver(uuid, uuid, text[]) IS 'Internal: who ma
 CREATE FUNCTION aos_agent._decide_step(p_tenant_id uuid, p_step_id uuid, p_approved boolean, p_by uuid, p_note text, p_at timestamptz)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_step    aos_agent.step%ROWTYPE;
@@ -409,7 +407,6 @@ CREATE FUNCTION aos_agent._observe(p_tenant_id uuid, p_type text, p_observer uui
                                    p_conversation_id uuid, p_turn_id uuid, p_step_id uuid)
 RETURNS uuid
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_conv uuid := p_conversation_id;
@@ -536,7 +533,6 @@ COMMENT ON FUNCTION aos_agent.add_observation(uuid, text, jsonb, uuid, uuid, uui
 CREATE FUNCTION aos_agent.get_turn_state(p_turn_id uuid)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_tenant uuid := aos_auth._require_tenant();
@@ -559,7 +555,6 @@ COMMENT ON FUNCTION aos_agent.get_turn_state(uuid) IS 'A turn with all its steps
 CREATE FUNCTION aos_agent.get_conversation_history(p_conversation_id uuid, p_include_steps boolean DEFAULT false, p_limit integer DEFAULT 50)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_tenant uuid := aos_auth._require_tenant();
@@ -600,7 +595,6 @@ CREATE FUNCTION aos_agent._remember(p_tenant_id uuid, p_agent_id uuid, p_key tex
                                     p_importance real, p_conversation_id uuid, p_embedding vector)
 RETURNS uuid
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_id uuid;

@@ -74,7 +74,6 @@ COMMENT ON FUNCTION aos_agent.bind_turn_tenant(uuid, uuid) IS
 CREATE FUNCTION aos_agent._stream_channel(p_tenant_id uuid)
 RETURNS text
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT 'aos_stream_' || left(encode(aos_auth._hmac('aos-stream-v1|' || p_tenant_id::text), 'hex'), 40)
 $$;

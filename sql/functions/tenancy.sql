@@ -266,7 +266,6 @@ CREATE FUNCTION aos_persona.create_persona(
     p_override_params jsonb DEFAULT '{}', p_rules jsonb DEFAULT '[]')
 RETURNS uuid
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_tenant uuid := aos_auth._require_tenant();
@@ -300,7 +299,6 @@ COMMENT ON FUNCTION aos_persona.create_persona(text, text, jsonb, uuid, jsonb, j
 CREATE FUNCTION aos_persona.get_effective_params(p_persona_id uuid, p_model_id uuid DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_tenant  uuid := aos_auth._require_tenant();

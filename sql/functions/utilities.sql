@@ -7,7 +7,6 @@
 CREATE FUNCTION aos_core.max_content_bytes()
 RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
 AS $$ SELECT 1048576 $$;
 COMMENT ON FUNCTION aos_core.max_content_bytes() IS 'Largest message, reasoning, answer, tool input or output the kernel accepts (1 MiB).';
 
@@ -15,7 +14,6 @@ COMMENT ON FUNCTION aos_core.max_content_bytes() IS 'Largest message, reasoning,
 CREATE FUNCTION aos_core._check_text(p_value text, p_name text, p_max_bytes integer DEFAULT 1048576, p_allow_blank boolean DEFAULT false)
 RETURNS text
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF p_value IS NULL THEN
@@ -36,7 +34,6 @@ COMMENT ON FUNCTION aos_core._check_text(text, text, integer, boolean) IS 'Inter
 CREATE FUNCTION aos_core._check_json(p_value jsonb, p_name text, p_type text DEFAULT NULL, p_max_bytes integer DEFAULT 1048576)
 RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF p_value IS NULL THEN
@@ -59,7 +56,6 @@ COMMENT ON FUNCTION aos_core._check_json(jsonb, text, text, integer) IS 'Interna
 CREATE FUNCTION aos_core._check_id(p_value uuid, p_name text)
 RETURNS uuid
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF p_value IS NULL THEN
@@ -73,7 +69,6 @@ COMMENT ON FUNCTION aos_core._check_id(uuid, text) IS 'Internal: argument check 
 CREATE FUNCTION aos_core._not_found(p_what text, p_id anyelement)
 RETURNS void
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     RAISE EXCEPTION '% % not found', p_what, p_id
@@ -88,14 +83,12 @@ COMMENT ON FUNCTION aos_core._not_found(text, anyelement) IS 'Internal: raises A
 CREATE FUNCTION aos_core.json_sha256(p_value jsonb)
 RETURNS bytea
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
 AS $$ SELECT sha256(convert_to(p_value::text, 'UTF8')) $$;
 COMMENT ON FUNCTION aos_core.json_sha256(jsonb) IS 'SHA-256 of the canonical text of a JSON value (how tool arguments are bound to their approval).';
 
 CREATE FUNCTION aos_core.format_duration(p_ms bigint)
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE
         WHEN p_ms IS NULL THEN NULL

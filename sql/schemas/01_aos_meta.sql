@@ -68,7 +68,6 @@ SELECT '0.1.0', 1,
 CREATE FUNCTION aos_meta.jsonb_deep_merge(p_base jsonb, p_overlay jsonb)
 RETURNS jsonb
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE
         WHEN p_overlay IS NULL THEN p_base
@@ -196,7 +195,6 @@ CREATE FUNCTION aos_meta.resolve_model_params(
 )
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_model  aos_meta.llm_model_registry%ROWTYPE;
@@ -257,7 +255,6 @@ COMMENT ON FUNCTION aos_meta.resolve_model_params(uuid, jsonb, jsonb, jsonb) IS
 CREATE FUNCTION aos_meta.find_model(p_provider text, p_model_name text)
 RETURNS uuid
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_id uuid;

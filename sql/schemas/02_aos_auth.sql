@@ -134,7 +134,6 @@ COMMENT ON TABLE aos_auth.api_key IS 'API keys of principals. Only the SHA-256 o
 CREATE FUNCTION aos_auth._hmac(p_message text)
 RETURNS bytea
 LANGUAGE sql STABLE STRICT
-SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT sha256(s.opad_key || sha256(s.ipad_key || convert_to(p_message, 'UTF8')))
     FROM aos_auth.kernel_secret s
@@ -146,7 +145,6 @@ COMMENT ON FUNCTION aos_auth._hmac(text) IS 'Internal: HMAC-SHA256 of a message 
 CREATE FUNCTION aos_auth._binding_message(p_tenant text, p_principal text)
 RETURNS text
 LANGUAGE sql STABLE PARALLEL RESTRICTED
-SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT concat_ws('|', 'aos-binding-v2', p_tenant, coalesce(p_principal, ''), pg_backend_pid()::text,
                      (SELECT (extract(epoch FROM a.backend_start) * 1000000)::bigint::text
@@ -189,14 +187,19 @@ COMMENT ON FUNCTION aos_auth._session_tenant() IS
 -- the function established; everywhere else the verified session binding.
 -- PARALLEL RESTRICTED: the binding is checked against the backend's pid, which a parallel worker
 -- does not share; policies call it as an InitPlan, which the leader runs, so plans stay parallel.
+-- No SET clause, so that PostgreSQL can inline it (it runs in every statement of the hot path);
+-- instead every name in it is schema-qualified, operators included, so that a caller's
+-- search_path cannot change what it means. Without a binding it does not even call the verifier.
 CREATE FUNCTION aos_auth.current_tenant()
 RETURNS uuid
 LANGUAGE sql STABLE PARALLEL RESTRICTED
-SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE
-        WHEN current_user = 'aos_owner' AND nullif(current_setting('aos.kernel_tenant', true), '') IS NOT NULL
-            THEN current_setting('aos.kernel_tenant')::uuid
+        WHEN CURRENT_USER OPERATOR(pg_catalog.=) 'aos_owner'::pg_catalog.name
+             AND pg_catalog.current_setting('aos.kernel_tenant', true) OPERATOR(pg_catalog.<>) ''
+            THEN pg_catalog.current_setting('aos.kernel_tenant')::pg_catalog.uuid
+        WHEN COALESCE(pg_catalog.current_setting('aos.binding', true), '') OPERATOR(pg_catalog.=) ''
+            THEN NULL::pg_catalog.uuid
         ELSE aos_auth._session_tenant()
     END
 $$;
@@ -227,12 +230,14 @@ COMMENT ON FUNCTION aos_auth._session_principal() IS
 CREATE FUNCTION aos_auth.current_principal()
 RETURNS uuid
 LANGUAGE sql STABLE PARALLEL RESTRICTED
-SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE
-        WHEN current_user = 'aos_owner' AND nullif(current_setting('aos.kernel_tenant', true), '') IS NOT NULL
-             AND nullif(current_setting('aos.kernel_principal', true), '') IS NOT NULL
-            THEN current_setting('aos.kernel_principal')::uuid
+        WHEN CURRENT_USER OPERATOR(pg_catalog.=) 'aos_owner'::pg_catalog.name
+             AND pg_catalog.current_setting('aos.kernel_tenant', true) OPERATOR(pg_catalog.<>) ''
+             AND pg_catalog.current_setting('aos.kernel_principal', true) OPERATOR(pg_catalog.<>) ''
+            THEN pg_catalog.current_setting('aos.kernel_principal')::pg_catalog.uuid
+        WHEN COALESCE(pg_catalog.current_setting('aos.binding', true), '') OPERATOR(pg_catalog.=) ''
+            THEN NULL::pg_catalog.uuid
         ELSE aos_auth._session_principal()
     END
 $$;
@@ -244,9 +249,9 @@ COMMENT ON FUNCTION aos_auth.current_principal() IS 'The principal bound to this
 CREATE FUNCTION aos_auth.kernel_scope()
 RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT current_user = 'aos_owner' AND coalesce(current_setting('aos.kernel_scope', true), '') = 'all'
+    SELECT CURRENT_USER OPERATOR(pg_catalog.=) 'aos_owner'::pg_catalog.name
+       AND COALESCE(pg_catalog.current_setting('aos.kernel_scope', true), '') OPERATOR(pg_catalog.=) 'all'
 $$;
 COMMENT ON FUNCTION aos_auth.kernel_scope() IS 'True only inside kernel functions that work across tenants (the turn queue); never for a client.';
 
@@ -265,7 +270,6 @@ COMMENT ON FUNCTION aos_auth.is_platform_admin() IS 'True for members of aos_adm
 CREATE FUNCTION aos_auth._require_tenant()
 RETURNS uuid
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_tenant uuid := aos_auth.current_tenant();
@@ -286,7 +290,6 @@ COMMENT ON FUNCTION aos_auth._require_tenant() IS 'Internal: the bound tenant, o
 CREATE FUNCTION aos_auth._enter()
 RETURNS uuid
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_tenant    uuid := aos_auth._require_tenant();
@@ -304,7 +307,6 @@ COMMENT ON FUNCTION aos_auth._enter() IS 'Internal: pins the verified tenant for
 CREATE FUNCTION aos_auth._act_as(p_tenant_id uuid, p_principal_id uuid DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM set_config('aos.kernel_tenant', p_tenant_id::text, true);
@@ -319,7 +321,6 @@ COMMENT ON FUNCTION aos_auth._act_as(uuid, uuid) IS 'Internal: sets the tenant a
 CREATE FUNCTION aos_auth._bind(p_tenant_id uuid, p_principal_id uuid, p_local boolean)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM set_config('aos.tenant_id', p_tenant_id::text, p_local);
@@ -408,7 +409,6 @@ COMMENT ON FUNCTION aos_auth.authenticate(text, boolean) IS
 CREATE FUNCTION aos_auth.clear_tenant()
 RETURNS void
 LANGUAGE sql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT set_config('aos.tenant_id', '', false), set_config('aos.principal_id', '', false), set_config('aos.binding', '', false);
     SELECT NULL::void;

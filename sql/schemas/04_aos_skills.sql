@@ -8,8 +8,7 @@ COMMENT ON SCHEMA aos_skills IS 'pgAgentOS skills (tools): definitions, implemen
 CREATE FUNCTION aos_skills.shared_tenant()
 RETURNS uuid
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT '00000000-0000-0000-0000-000000000000'::uuid $$;
+AS $$ SELECT '00000000-0000-0000-0000-000000000000'::pg_catalog.uuid $$;
 COMMENT ON FUNCTION aos_skills.shared_tenant() IS 'The tenant id of the shared skill catalogue every tenant can read.';
 
 CREATE TABLE aos_skills.skill (

@@ -83,7 +83,6 @@ CREATE FUNCTION aos_core.event_hash(
     p_entity_id uuid, p_turn_id uuid, p_actor text, p_payload jsonb, p_created_at timestamptz)
 RETURNS bytea
 LANGUAGE sql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT sha256(p_prev || convert_to(concat_ws('|', 'aos-event-v1', p_tenant_id, p_chain_id, p_seq, p_event_type,
         coalesce(p_entity_id::text, ''), coalesce(p_turn_id::text, ''), p_actor, coalesce(p_payload, '{}'::jsonb)::text,
@@ -95,7 +94,6 @@ COMMENT ON FUNCTION aos_core.event_hash(bytea, uuid, uuid, bigint, text, uuid, u
 CREATE FUNCTION aos_core._actor()
 RETURNS text
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT coalesce('principal:' || aos_auth.current_principal()::text, 'role:' || session_user::text)
 $$;
@@ -105,7 +103,6 @@ COMMENT ON FUNCTION aos_core._actor() IS 'Internal: who acts, for the event log 
 CREATE FUNCTION aos_core._tenant_event(p_tenant_id uuid, p_event_type text, p_entity_id uuid, p_payload jsonb)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_at    timestamptz := clock_timestamp();

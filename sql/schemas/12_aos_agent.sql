@@ -141,7 +141,7 @@ CREATE TABLE aos_agent.turn (
     CONSTRAINT turn_errors_check CHECK (jsonb_typeof(errors) = 'array'),
     CONSTRAINT turn_counts_check CHECK (attempt >= 0 AND failures >= 0 AND max_attempts >= 1 AND step_count >= 0
                                         AND tokens_used >= 0 AND cost_usd >= 0)
-);
+) WITH (fillfactor = 80);
 CREATE UNIQUE INDEX turn_id_key ON aos_agent.turn (turn_id);
 CREATE INDEX turn_created_idx ON aos_agent.turn (tenant_id, created_at);
 CREATE INDEX turn_agent_idx ON aos_agent.turn (tenant_id, agent_id, created_at);

@@ -5,7 +5,6 @@
 CREATE FUNCTION aos_agent.step_summary(p_step_type text, p_content jsonb)
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT left(regexp_replace(coalesce(
         CASE p_step_type
@@ -26,12 +25,13 @@ CREATE VIEW aos_agent.realtime_steps WITH (security_invoker = true) AS
 SELECT s.step_id, s.created_at, s.conversation_id, s.turn_id, t.turn_number, a.name AS agent_name,
        s.step_number, s.step_type, s.status, s.tool_name, aos_agent.step_summary(s.step_type, s.content) AS summary,
        s.tokens, s.content
-  FROM aos_agent.step s
+  FROM (SELECT x.* FROM aos_agent.step x
+         WHERE x.tenant_id = (SELECT aos_auth.current_tenant())
+         ORDER BY x.created_at DESC, x.step_number DESC
+         LIMIT 100) s   -- the newest 100 steps first (index step_created_idx), then their turn and agent
   JOIN aos_agent.turn t ON t.tenant_id = s.tenant_id AND t.turn_id = s.turn_id
   JOIN aos_agent.agent a ON a.tenant_id = t.tenant_id AND a.agent_id = t.agent_id
- WHERE s.tenant_id = (SELECT aos_auth.current_tenant())
- ORDER BY s.created_at DESC, s.step_number DESC
- LIMIT 100;
+ ORDER BY s.created_at DESC, s.step_number DESC;
 COMMENT ON VIEW aos_agent.realtime_steps IS 'The latest 100 steps of the bound tenant, newest first.';
 
 CREATE VIEW aos_agent.tool_call_queue WITH (security_invoker = true) AS
@@ -41,7 +41,9 @@ SELECT s.step_id, s.created_at AS requested_at, now() - s.created_at AS waiting_
   FROM aos_agent.step s
   JOIN aos_agent.turn t ON t.tenant_id = s.tenant_id AND t.turn_id = s.turn_id
   JOIN aos_agent.agent a ON a.tenant_id = t.tenant_id AND a.agent_id = t.agent_id
-  LEFT JOIN LATERAL aos_agent._skill(s.tenant_id, s.tool_name) sk ON true
+  LEFT JOIN LATERAL (SELECT x.risk_level FROM aos_skills.skill x
+                      WHERE x.tenant_id IN (s.tenant_id, aos_skills.shared_tenant()) AND x.skill_key = s.tool_name
+                      ORDER BY (x.tenant_id = s.tenant_id) DESC LIMIT 1) sk ON true
  WHERE s.tenant_id = (SELECT aos_auth.current_tenant())
    AND s.step_type = 'tool_call' AND s.status IN ('pending', 'needs_review')
  ORDER BY CASE sk.risk_level WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END, s.created_at;

@@ -39,7 +39,7 @@ public sealed class Session : IAsyncDisposable
     public static Session Open(NpgsqlConnectionStringBuilder cs)
     {
         ArgumentNullException.ThrowIfNull(cs);
-        return new Session(NpgsqlDataSource.Create(cs.ConnectionString), cs);
+        return new Session(AosClient.CreateDataSource(cs.ConnectionString), cs);
     }
 
     /// <summary>A client acting for a tenant.</summary>

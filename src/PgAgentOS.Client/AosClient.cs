@@ -60,11 +60,22 @@ public sealed partial class AosClient : IAsyncDisposable
     }
 
     /// <summary>A client for a connection string or postgresql:// URL; it owns its data source.</summary>
-    public static AosClient Create(string connectionStringOrUrl, TenantBinding? binding = null)
+    public static AosClient Create(string connectionStringOrUrl, TenantBinding? binding = null) =>
+        new(CreateDataSource(connectionStringOrUrl), true, binding);
+
+    /// <summary>
+    /// A data source suited to the SDK: pooled connections are not reset with DISCARD ALL when they
+    /// are reused (No Reset On Close). The reset would throw away the plans the kernel's functions
+    /// have cached and cost one more statement per call; the SDK never leaves session state behind
+    /// (it binds tenants for one transaction only), so there is nothing to reset. Do not use such a
+    /// data source for connections on which you bind a tenant for the whole session yourself.
+    /// </summary>
+    public static NpgsqlDataSource CreateDataSource(string connectionStringOrUrl)
     {
         var b = ConnectionUrl.Parse(connectionStringOrUrl);
         b.ApplicationName ??= "pgagentos";
-        return new AosClient(NpgsqlDataSource.Create(b.ConnectionString), true, binding);
+        b.NoResetOnClose = true;
+        return NpgsqlDataSource.Create(b.ConnectionString);
     }
 
     /// <summary>How this client's calls act for a tenant.</summary>
@@ -140,7 +151,11 @@ public sealed partial class AosClient : IAsyncDisposable
         }, ct);
     }
 
-    /// <summary>Runs work in a transaction of its own, or in the joined one.</summary>
+    /// <summary>
+    /// Runs work on a pooled connection, or on the joined connection and transaction. Work that is one
+    /// batch (the binding and the call) needs no explicit transaction: PostgreSQL runs the statements
+    /// of a batch in one implicit transaction, so the call costs one round trip and one commit.
+    /// </summary>
     internal async Task<T> RunAsync<T>(Func<NpgsqlConnection, NpgsqlTransaction?, Task<T>> work, CancellationToken ct)
     {
         try
@@ -150,10 +165,7 @@ public sealed partial class AosClient : IAsyncDisposable
                 return await work(_connection, _transaction);
             }
             await using var conn = await _dataSource!.OpenConnectionAsync(ct);
-            await using var tx = await conn.BeginTransactionAsync(ct);
-            var result = await work(conn, tx);
-            await tx.CommitAsync(ct);
-            return result;
+            return await work(conn, null);
         }
         catch (PostgresException e)
         {

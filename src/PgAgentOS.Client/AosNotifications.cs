@@ -15,7 +15,7 @@ public static class AosNotifications
     /// <summary>Channel that wakes workers: a turn is ready to be claimed.</summary>
     public const string TurnReady = "aos_turn_ready";
 
-    /// <summary>A turn finished (completed, failed, cancelled, dead).</summary>
+    /// <summary>A turn finished: sent by the worker that finished it, after the commit (turns finished by hand or by a person: poll).</summary>
     public const string TurnDone = "aos_turn_done";
 
     /// <summary>A turn waits for an approval.</summary>
@@ -109,6 +109,19 @@ public static class AosNotifications
                     await pump;
                 }
                 catch (OperationCanceledException)
+                {
+                }
+                // Pooled connections may not be reset on reuse (No Reset On Close): stop listening
+                // before this one goes back to the pool.
+                try
+                {
+                    if (!lost)
+                    {
+                        await using var unlisten = new NpgsqlCommand("UNLISTEN *", conn);
+                        await unlisten.ExecuteNonQueryAsync(CancellationToken.None);
+                    }
+                }
+                catch (Exception e) when (e is NpgsqlException or IOException or InvalidOperationException)
                 {
                 }
                 await conn.DisposeAsync();

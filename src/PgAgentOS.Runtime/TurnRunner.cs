@@ -172,9 +172,11 @@ internal sealed class TurnRunner
             {
                 case "completed":
                     Emit(WorkerEventKind.TurnFinished, "completed", status: "completed");
+                    await NotifyDoneAsync();
                     return TurnOutcome.Completed;
                 case "failed":
                     Emit(WorkerEventKind.TurnFinished, recorded.Reason ?? "failed", status: "failed");
+                    await NotifyDoneAsync();
                     return TurnOutcome.Failed;
                 case "waiting_approval":
                     Emit(WorkerEventKind.WaitingForApproval,
@@ -463,6 +465,10 @@ internal sealed class TurnRunner
         {
             var r = await _client.FailTurnAsync(TurnId, reason, _lease, retry: retry);
             Emit(WorkerEventKind.TurnFinished, reason, status: r == "retry" ? "retry" : "failed");
+            if (r != "retry")
+            {
+                await NotifyDoneAsync();
+            }
             return TurnOutcome.Failed;
         }
         catch (Exception e) when (e is AosException || IsDatabaseFailure(e))
@@ -494,6 +500,24 @@ internal sealed class TurnRunner
     {
         Emit(WorkerEventKind.TurnDropped, reason, status: "dropped");
         return TurnOutcome.Dropped;
+    }
+
+    /// <summary>
+    /// Tells watchers (aos_turn_done) that the turn finished. The kernel does not NOTIFY at completion:
+    /// a transaction that notifies holds PostgreSQL's notification lock through its commit's WAL
+    /// flush, which would make every turn completion wait for the others. Sent here, after the commit,
+    /// from a transaction without writes, it costs nothing of the kind. Best effort: watchers poll too.
+    /// </summary>
+    private async Task NotifyDoneAsync()
+    {
+        try
+        {
+            await _client.NotifyAsync(AosNotifications.TurnDone, TurnId.ToString());
+        }
+        catch (Exception e) when (e is AosException || IsDatabaseFailure(e))
+        {
+            _log.LogDebug(e, "aos_turn_done for turn {Turn} not sent", TurnId);
+        }
     }
 
     private void Emit(WorkerEventKind kind, string message, string? tool = null, string? status = null) =>

@@ -184,15 +184,34 @@ public sealed partial class CatalogLintTests(KernelDatabase db) : IClassFixture<
     [Fact]
     public async Task NoFunctionIsExecutableByPublicOrLeakproofAndAllFixTheirSearchPath()
     {
+        // search_path must be fixed where a caller's search_path could change a decision made for
+        // someone else: SECURITY DEFINER functions, trigger functions, and functions that policies
+        // call. Other functions run with the caller's own rights (or inside a definer function,
+        // which pins the path), so they may omit it and be inlined. The few policy functions written
+        // to be inlined (no SET clause) must name everything schema-qualified: checked below.
         None(await ViolationsAsync("""
-            SELECT p.oid::regprocedure || ': ' || concat_ws(', ',
-                       CASE WHEN p.proacl IS NULL OR p.proacl::text ~ '(^|[{,])=[^,}]*X' THEN 'executable by PUBLIC' END,
-                       CASE WHEN p.proleakproof THEN 'LEAKPROOF' END,
-                       CASE WHEN NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false) THEN 'search_path not fixed' END)
-              FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-             WHERE n.nspname LIKE 'aos\_%'
-               AND (p.proacl IS NULL OR p.proacl::text ~ '(^|[{,])=[^,}]*X' OR p.proleakproof
-                    OR NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false))
+            WITH fn AS (
+                SELECT p.*, n.nspname,
+                       coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false) AS path_fixed,
+                       EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_policy'::regclass AND d.refclassid = 'pg_proc'::regclass
+                                                          AND d.refobjid = p.oid) AS in_policy,
+                       p.oid::regprocedure::text IN ('aos_auth.current_tenant()', 'aos_auth.current_principal()', 'aos_auth.kernel_scope()',
+                                                     'aos_skills.shared_tenant()') AS written_to_inline
+                  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                 WHERE n.nspname LIKE 'aos\_%')
+            SELECT fn.oid::regprocedure || ': ' || concat_ws(', ',
+                       CASE WHEN fn.proacl IS NULL OR fn.proacl::text ~ '(^|[{,])=[^,}]*X' THEN 'executable by PUBLIC' END,
+                       CASE WHEN fn.proleakproof THEN 'LEAKPROOF' END,
+                       CASE WHEN NOT fn.path_fixed AND (fn.prosecdef OR fn.prorettype = 'trigger'::regtype OR (fn.in_policy AND NOT fn.written_to_inline))
+                            THEN 'search_path not fixed' END,
+                       CASE WHEN fn.written_to_inline AND (replace(replace(fn.prosrc, 'OPERATOR(pg_catalog.=)', ''), 'OPERATOR(pg_catalog.<>)', '') ~ '[=<>]'
+                                                           OR fn.prosrc ~ '::(?!pg_catalog\.)')
+                            THEN 'written to be inlined, but not every operator or type is schema-qualified' END)
+              FROM fn
+             WHERE fn.proacl IS NULL OR fn.proacl::text ~ '(^|[{,])=[^,}]*X' OR fn.proleakproof
+                OR (NOT fn.path_fixed AND (fn.prosecdef OR fn.prorettype = 'trigger'::regtype OR (fn.in_policy AND NOT fn.written_to_inline)))
+                OR (fn.written_to_inline AND (replace(replace(fn.prosrc, 'OPERATOR(pg_catalog.=)', ''), 'OPERATOR(pg_catalog.<>)', '') ~ '[=<>]'
+                                              OR fn.prosrc ~ '::(?!pg_catalog\.)'))
              ORDER BY 1
             """), "functions");
     }
@@ -314,7 +333,7 @@ public sealed partial class CatalogLintTests(KernelDatabase db) : IClassFixture<
             ALTER FUNCTION aos_agent.recall(uuid, text) RESET aos.kernel_tenant;
             COMMENT ON FUNCTION aos_agent.forget(uuid, text) IS 'Deletes a memory.';
             GRANT EXECUTE ON FUNCTION aos_agent.get_turn_state(uuid) TO PUBLIC;
-            ALTER FUNCTION aos_core.format_duration(bigint) RESET search_path;
+            ALTER FUNCTION aos_auth.is_platform_admin() RESET search_path;
             ALTER FUNCTION aos_core.max_content_bytes() OWNER TO t_admin;
             GRANT TRIGGER ON aos_core.event_log TO aos_app;
             GRANT DELETE ON aos_policy.policy_rule TO aos_app;
@@ -339,7 +358,7 @@ public sealed partial class CatalogLintTests(KernelDatabase db) : IClassFixture<
             await Catches(SecurityDefinerFunctionsPinTheirSettingsSayWhyAndAreNotPublic, "aos_agent.recall");
             await Catches(SecurityDefinerFunctionsPinTheirSettingsSayWhyAndAreNotPublic, "aos_agent.forget");
             await Catches(NoFunctionIsExecutableByPublicOrLeakproofAndAllFixTheirSearchPath, "aos_agent.get_turn_state");
-            await Catches(NoFunctionIsExecutableByPublicOrLeakproofAndAllFixTheirSearchPath, "aos_core.format_duration");
+            await Catches(NoFunctionIsExecutableByPublicOrLeakproofAndAllFixTheirSearchPath, "aos_auth.is_platform_admin");
             await Catches(EveryKernelObjectIsOwnedByAosOwner, "aos_core.max_content_bytes");
             await Catches(ClientRolesAndTheirLoginsAreNotSuperuserBypassRlsOrOwners, "t_admin");
             await Catches(ClientsHoldNoPrivilegeThatReachesPastRowLevelSecurity, "TRIGGER on aos_core.event_log");

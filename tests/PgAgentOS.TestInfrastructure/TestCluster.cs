@@ -203,7 +203,9 @@ public class KernelDatabase : IAsyncLifetime
             var key = login ?? "";
             if (!_sources.TryGetValue(key, out var ds))
             {
-                ds = NpgsqlDataSource.Create(ConnectionString(login));
+                // As the SDK would use it: no DISCARD ALL on reuse (AosClient.CreateDataSource), a
+                // pool of its own (tests' raw connections may bind tenants for their session).
+                ds = AosClient.CreateDataSource(ConnectionString(login));
                 _sources[key] = ds;
             }
             return ds;

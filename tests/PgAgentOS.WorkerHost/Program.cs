@@ -3,6 +3,7 @@ using Microsoft.Extensions.AI;
 using ModelContextProtocol.Protocol;
 using ModelContextProtocol.Server;
 using Npgsql;
+using PgAgentOS.Client;
 using PgAgentOS.Runtime;
 using PgAgentOS.Runtime.Tools;
 
@@ -42,7 +43,7 @@ var options = new WorkerOptions
     Code = new CodeLimits { Time = TimeSpan.FromSeconds(30), Statements = int.MaxValue },
     ChatClientMiddleware = delay > 0 ? inner => new SlowChatClient(inner, TimeSpan.FromMilliseconds(delay)) : null,
 };
-await using var dataSource = NpgsqlDataSource.Create(Arg("--connection") ?? throw new ArgumentException("--connection is required"));
+await using var dataSource = AosClient.CreateDataSource(Arg("--connection") ?? throw new ArgumentException("--connection is required"));
 await using var host = new WorkerHost(dataSource, options);
 var output = Console.Out;
 var gate = new object();

@@ -120,7 +120,7 @@ public sealed class DemoCommand : AosCommand<DemoSettings>
         workerCs.ApplicationName = "aos demo worker";
 
         await using var session = Session.Open(adminCs);
-        await using var workerSource = NpgsqlDataSource.Create(workerCs.ConnectionString);
+        await using var workerSource = AosClient.CreateDataSource(workerCs.ConnectionString);
         if (!await new AosClient(workerSource).LoginHasRoleAsync("aos_worker", ct))
         {
             throw new CliException($"the demo's worker needs a login that is a member of aos_worker, and {workerCs.Username} is not",

@@ -1,5 +1,6 @@
 using System.Collections;
 using System.ComponentModel;
+using PgAgentOS.Client;
 using Npgsql;
 using PgAgentOS.Embedded;
 using PgAgentOS.Runtime;
@@ -63,7 +64,7 @@ public sealed class WorkerCommand : AosCommand<WorkerSettings>
         // with --db it uses the login given.
         var cs = await DbTarget.ResolveAsync(Ctx, settings, settings.DataDir, ClusterLifecycle.WorkerLogin, ct);
         cs.ApplicationName = "aos worker";
-        await using var ds = NpgsqlDataSource.Create(cs.ConnectionString);
+        await using var ds = AosClient.CreateDataSource(cs.ConnectionString);
         var options = Workers.Options(Ctx, settings.Id, settings.Concurrency, settings.Tenant is null ? null : Guid.Parse(settings.Tenant));
         if (settings.OfflineSearch && options.Providers.SearxngUrl is null)
         {
