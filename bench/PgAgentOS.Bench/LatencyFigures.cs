@@ -1,0 +1,330 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using Npgsql;
+using NpgsqlTypes;
+using PgAgentOS.Client;
+using PgAgentOS.Embedded;
+
+namespace PgAgentOS.Bench;
+
+/// <summary>
+/// Figures 4 and 5: how fast a waiting worker reacts. N workers wait, each on its own LISTEN
+/// connection; one sender makes one thing happen at a time and measures, on the same clock, from
+/// the moment its commit returned to the moment a worker holds the work.
+/// </summary>
+internal static class LatencyFigures
+{
+    /// <summary>Timestamps keyed by an id, whichever side comes first.</summary>
+    private sealed class Rendezvous<TKey> where TKey : notnull
+    {
+        private readonly ConcurrentDictionary<TKey, TaskCompletionSource<long>> _map = new();
+
+        public TaskCompletionSource<long> Get(TKey key) =>
+            _map.GetOrAdd(key, _ => new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously));
+
+        public void Set(TKey key, long value) => Get(key).TrySetResult(value);
+
+        public async Task<long> WaitAsync(TKey key, CancellationToken ct)
+        {
+            var v = await Get(key).Task.WaitAsync(TimeSpan.FromSeconds(15), ct);
+            _map.TryRemove(key, out _);
+            return v;
+        }
+    }
+
+    private static double Ms(long from, long to) => (to - from) * 1000.0 / Stopwatch.Frequency;
+
+    /// <summary>Raw: INSERT a job and NOTIFY in one statement; waiting workers wake and claim with SKIP LOCKED.</summary>
+    public static async Task<LatencyStats> RawDispatchAsync(BenchServer server, int workers, int samples, BenchProgress progress,
+        CancellationToken ct)
+    {
+        await server.ExecSuperAsync("DELETE FROM bench.raw_queue", ct);
+        var claimed = new Rendezvous<long>();
+        var done = new Rendezvous<long>();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var listenCs = server.ConnectionString(ClusterLifecycle.WorkerLogin, "aos-bench-raw-listen");
+        var workCs = server.ConnectionString(ClusterLifecycle.WorkerLogin, RawFigures.App);
+        var ready = 0;
+        var allReady = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        async Task Worker(int w)
+        {
+            await using var listen = new NpgsqlConnection(listenCs);
+            await using var work = new NpgsqlConnection(workCs);
+            await listen.OpenAsync(ct);
+            await work.OpenAsync(ct);
+            await using var claim = new NpgsqlCommand("""
+                UPDATE bench.raw_queue SET status = 'running', worker = $1
+                 WHERE id = (SELECT id FROM bench.raw_queue WHERE status = 'ready' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+                RETURNING id
+                """, work);
+            claim.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Text, Value = "w" + w.ToString(CultureInfo.InvariantCulture) });
+            await claim.PrepareAsync(ct);
+            await using var finish = new NpgsqlCommand("DELETE FROM bench.raw_queue WHERE id = $1", work);
+            var idp = new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Bigint, Value = 0L };
+            finish.Parameters.Add(idp);
+            await finish.PrepareAsync(ct);
+            var pending = 0;
+            listen.Notification += (_, _) => Interlocked.Increment(ref pending);
+            await using (var l = new NpgsqlCommand("LISTEN raw_ready", listen))
+            {
+                await l.ExecuteNonQueryAsync(ct);
+            }
+            if (Interlocked.Increment(ref ready) == workers)
+            {
+                allReady.TrySetResult();
+            }
+            try
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    if (Interlocked.Exchange(ref pending, 0) == 0)
+                    {
+                        await listen.WaitAsync(stop.Token);
+                        if (Interlocked.Exchange(ref pending, 0) == 0)
+                        {
+                            continue;
+                        }
+                    }
+                    var id = (long?)await claim.ExecuteScalarAsync(stop.Token);
+                    if (id is null)
+                    {
+                        continue;
+                    }
+                    claimed.Set(id.Value, Stopwatch.GetTimestamp());
+                    idp.Value = id.Value;
+                    await finish.ExecuteNonQueryAsync(stop.Token);
+                    done.Set(id.Value, 0);
+                }
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+            }
+        }
+
+        var tasks = Enumerable.Range(0, workers).Select(w => Task.Run(() => Worker(w), CancellationToken.None)).ToArray();
+        var ms = new List<double>(samples);
+        try
+        {
+            await Task.WhenAny(allReady.Task, Task.WhenAll(tasks)).Unwrap();
+            await using var sender = new NpgsqlConnection(workCs);
+            await sender.OpenAsync(ct);
+            await using var send = new NpgsqlCommand("""
+                WITH j AS (INSERT INTO bench.raw_queue (payload) VALUES ($1) RETURNING id)
+                SELECT id, pg_notify('raw_ready', id::text) FROM j
+                """, sender);
+            send.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Jsonb, Value = "{}" });
+            await send.PrepareAsync(ct);
+            var rng = new Random(11);
+            for (var s = 0; s < samples + 5; s++)
+            {
+                send.Parameters[0].Value = $"{{\"kind\": \"turn\", \"n\": {s}}}";
+                long id;
+                await using (var r = await send.ExecuteReaderAsync(ct))
+                {
+                    await r.ReadAsync(ct);
+                    id = r.GetInt64(0);
+                }
+                var t0 = Stopwatch.GetTimestamp();
+                var t1 = await claimed.WaitAsync(id, ct);
+                await done.WaitAsync(id, ct);
+                if (s >= 5)
+                {
+                    ms.Add(Ms(t0, t1));
+                }
+                if (s % 25 == 0)
+                {
+                    progress.Tick($"raw LISTEN/NOTIFY claim, {workers} worker(s): {s}/{samples}");
+                }
+                await Task.Delay(rng.Next(2, 6), ct);
+            }
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await Task.WhenAll(tasks);
+        }
+        return LatencyStats.Of(ms);
+    }
+
+    /// <summary>What the waiting workers of figures 4 and 5 report.</summary>
+    private sealed class Signals
+    {
+        public Rendezvous<Guid> Claimed { get; } = new();
+        public Rendezvous<Guid> Parked { get; } = new();
+        public Rendezvous<Guid> Executing { get; } = new();
+        public Rendezvous<Guid> Done { get; } = new();
+        public ConcurrentDictionary<Guid, Guid> ParkedStep { get; } = new();
+    }
+
+    /// <summary>
+    /// N runtime-like workers: each waits on its own LISTEN aos_turn_ready connection and claims
+    /// when woken. A fresh turn of an approval agent gets a tool call (and parks); a turn with an
+    /// approved call gets its ticket (the tool starts) and is finished; any other turn is answered.
+    /// </summary>
+    private static Task[] StartWorkers(BenchServer server, int workers, Signals signals, bool approvals, TaskCompletionSource allReady,
+        CancellationToken stop)
+    {
+        var workerSource = server.DataSource(ClusterLifecycle.WorkerLogin, "aos-bench-latency");
+        var listenSource = server.DataSource(ClusterLifecycle.WorkerLogin, "aos-bench-latency-listen");
+        var client = new AosClient(workerSource);
+        var ready = 0;
+
+        async Task Worker(int w)
+        {
+            var m = new StepFigures.Material(900 + w);
+            var name = "bench-latency-" + w.ToString(CultureInfo.InvariantCulture);
+            try
+            {
+                await foreach (var n in AosNotifications.ListenAsync(listenSource, [AosNotifications.TurnReady], TimeSpan.FromSeconds(60), stop))
+                {
+                    if (n.Channel == "poll")
+                    {
+                        if (n.Payload == "listening" && Interlocked.Increment(ref ready) == workers)
+                        {
+                            allReady.TrySetResult();
+                        }
+                        continue;
+                    }
+                    var ctx = await client.ClaimTurnAsync(name, 30, null, stop);
+                    if (ctx is null)
+                    {
+                        continue;
+                    }
+                    var t = Stopwatch.GetTimestamp();
+                    var lease = ctx.LeaseToken!.Value;
+                    signals.Claimed.Set(ctx.TurnId, t);
+                    if (ctx.ApprovedToolCalls.Count > 0)
+                    {
+                        var call = ctx.ApprovedToolCalls[0];
+                        var ticket = await client.BeginToolExecutionAsync(ctx.TurnId, lease, call.StepId, call.Name,
+                            System.Text.Json.Nodes.JsonNode.Parse(call.Arguments.GetRawText())!, stop);
+                        signals.Executing.Set(ctx.TurnId, Stopwatch.GetTimestamp());
+                        await client.RecordToolResultAsync(ctx.TurnId, call.Name, m.Results[0], leaseToken: lease, ticket: ticket, ct: stop);
+                        await client.RecordResponseAsync(ctx.TurnId, lease, new ModelResponse { Text = m.Answers[0], Usage = new Usage(900, 50) }, stop);
+                        signals.Done.Set(ctx.TurnId, 0);
+                    }
+                    else if (approvals)
+                    {
+                        var r = await client.RecordResponseAsync(ctx.TurnId, lease, new ModelResponse
+                        {
+                            Thinking = m.Thinking[0],
+                            ToolCalls = [new ModelToolCall("call_1", "web_search", m.Args[0])],
+                            Usage = new Usage(800, 40),
+                        }, stop);
+                        if (r.Status != "waiting_approval")
+                        {
+                            throw new InvalidOperationException($"the tool call did not wait for approval ({r.Status})");
+                        }
+                        signals.ParkedStep[ctx.TurnId] = r.ToolCalls[0].StepId;
+                        signals.Parked.Set(ctx.TurnId, 0);
+                    }
+                    else
+                    {
+                        await client.RecordResponseAsync(ctx.TurnId, lease, new ModelResponse { Text = m.Answers[0], Usage = new Usage(500, 30) }, stop);
+                        signals.Done.Set(ctx.TurnId, 0);
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+            }
+        }
+
+        return [.. Enumerable.Range(0, workers).Select(w => Task.Run(() => Worker(w), CancellationToken.None))];
+    }
+
+    /// <summary>Figure 4: send_message committed → a waiting worker holds the turn (claim_turn returned).</summary>
+    public static async Task<LatencyStats> DispatchAsync(BenchServer server, Scenario sc, int workers, int samples, string tenantName,
+        BenchProgress progress, CancellationToken ct)
+    {
+        var (_, app, agent) = await sc.TenantAsync(tenantName, autoApprove: true, bigBudget: false, ct);
+        var signals = new Signals();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var allReady = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var tasks = StartWorkers(server, workers, signals, approvals: false, allReady, stop.Token);
+        var ms = new List<double>(samples);
+        try
+        {
+            await Task.WhenAny(allReady.Task, Task.WhenAll(tasks)).Unwrap();
+            var rng = new Random(12);
+            Guid conv = default;
+            for (var s = 0; s < samples + 5; s++)
+            {
+                if (s % 10 == 0)
+                {
+                    // a conversation serves ten turns: claims read up to nine earlier turns of history
+                    conv = await app.StartConversationAsync(agent, ct: ct);
+                }
+                var turn = await app.SendMessageAsync(conv, "What is the capital of France?", ct: ct);
+                var t0 = Stopwatch.GetTimestamp();
+                var t1 = await signals.Claimed.WaitAsync(turn, ct);
+                await signals.Done.WaitAsync(turn, ct);
+                if (s >= 5)
+                {
+                    ms.Add(Ms(t0, t1));
+                }
+                if (s % 25 == 0)
+                {
+                    progress.Tick($"dispatch send_message → claimed, {workers} worker(s): {s}/{samples}");
+                }
+                await Task.Delay(rng.Next(2, 6), ct);
+            }
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await Task.WhenAll(tasks);
+        }
+        return LatencyStats.Of(ms);
+    }
+
+    /// <summary>Figure 5: approve_step committed → the waiting worker has claimed the turn and holds the execution ticket.</summary>
+    public static async Task<LatencyStats> ApprovalAsync(BenchServer server, Scenario sc, int workers, int samples, BenchProgress progress,
+        CancellationToken ct)
+    {
+        var (_, app, agent) = await sc.TenantAsync("bench-approval-" + workers.ToString(CultureInfo.InvariantCulture),
+            autoApprove: false, bigBudget: false, ct);
+        var signals = new Signals();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var allReady = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var tasks = StartWorkers(server, workers, signals, approvals: true, allReady, stop.Token);
+        var ms = new List<double>(samples);
+        try
+        {
+            await Task.WhenAny(allReady.Task, Task.WhenAll(tasks)).Unwrap();
+            var rng = new Random(13);
+            Guid conv = default;
+            for (var s = 0; s < samples + 3; s++)
+            {
+                if (s % 10 == 0)
+                {
+                    conv = await app.StartConversationAsync(agent, ct: ct);
+                }
+                var turn = await app.SendMessageAsync(conv, "Look up today's weather in Paris.", ct: ct);
+                await signals.Parked.WaitAsync(turn, ct);
+                signals.ParkedStep.TryRemove(turn, out var step);
+                await Task.Delay(rng.Next(2, 6), ct);
+                await app.ApproveStepAsync(step, true, note: "fine", ct: ct);
+                var t0 = Stopwatch.GetTimestamp();
+                var t1 = await signals.Executing.WaitAsync(turn, ct);
+                await signals.Done.WaitAsync(turn, ct);
+                if (s >= 3)
+                {
+                    ms.Add(Ms(t0, t1));
+                }
+                if (s % 10 == 0)
+                {
+                    progress.Tick($"approval approve_step → tool started, {workers} worker(s): {s}/{samples}");
+                }
+            }
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await Task.WhenAll(tasks);
+        }
+        return LatencyStats.Of(ms);
+    }
+}
