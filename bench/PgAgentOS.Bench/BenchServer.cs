@@ -345,6 +345,8 @@ public sealed class BenchServer : IAsyncDisposable
         NpgsqlConnection.ClearAllPools();
         if (_keep)
         {
+            // scripts/bench.sh leaves clusters with this marker alone
+            await File.WriteAllTextAsync(Path.Combine(_root, "keep"), Cluster.Url());
             return;
         }
         try
