@@ -77,6 +77,16 @@ public static class BenchRunner
             report.Steps.Add(p);
             progress.Info(F($"steps, {n,2} client(s): {p.PerSecond,9:N0} steps/s ({p.CallsPerSecond:N0} calls/s) = {p.Ratio:0.00} of raw INSERTs; backend CPU {p.ServerCpuUs:0} µs/step"));
         }
+        {
+            // The SDK's calls each rent a pooled connection; Npgsql resets it with DISCARD ALL when it goes back,
+            // which also throws away every cached plan of the kernel's functions. The same figure without it:
+            var n = o.Clients.Max();
+            var noReset = new AosClient(server.DataSource(PgAgentOS.Embedded.ClusterLifecycle.WorkerLogin, StepFigures.App, noResetOnClose: true));
+            var p = await StepFigures.StepsAsync(server, stepApp, noReset, stepTenant, stepAgent, n, o.WarmupSeconds, o.DurationSeconds, progress, ct);
+            p.Ratio = report.BaselineInsert(n) is { } b ? p.PerSecond / b.PerSecond : null;
+            report.StepsNoReset = p;
+            progress.Info(F($"steps, {n,2} client(s), No Reset On Close: {p.PerSecond,9:N0} steps/s = {p.Ratio:0.00} of raw INSERTs; backend CPU {p.ServerCpuUs:0} µs/step"));
+        }
         progress.Phase("profile: statements, commits and WAL per step (pg_stat_statements, track = all)");
         report.Profile = await StepFigures.ProfileAsync(server, stepApp, sc.WorkerSource(StepFigures.App + "-profile"), stepTenant, stepAgent,
             o.ProfileCycles, ct);

@@ -105,7 +105,7 @@ public sealed class BenchServer : IAsyncDisposable
     }
 
     /// <summary>A pooled data source for a login (null: superuser), tagged with an application name.</summary>
-    public NpgsqlDataSource DataSource(string? login, string applicationName, int maxPool = 200)
+    public NpgsqlDataSource DataSource(string? login, string applicationName, int maxPool = 200, bool noResetOnClose = false)
     {
         var b = new NpgsqlConnectionStringBuilder(Cluster.ConnectionString(Database, login))
         {
@@ -113,6 +113,7 @@ public sealed class BenchServer : IAsyncDisposable
             MaxPoolSize = maxPool,
             Timeout = 30,
             CommandTimeout = 600,
+            NoResetOnClose = noResetOnClose,
         };
         var ds = NpgsqlDataSource.Create(b.ConnectionString);
         lock (_sources)

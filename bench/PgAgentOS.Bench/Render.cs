@@ -38,6 +38,12 @@ public static class Render
             Row(sb, "2", "steps through the SDK", p.Clients, F($"{p.PerSecond:N0} steps/s"), b is null ? "" : F($"{b.PerSecond:N0} rows/s"),
                 F($"{p.Ratio:0.00}"));
         }
+        if (r.StepsNoReset is { } nr)
+        {
+            var b = r.BaselineInsert(nr.Clients);
+            Row(sb, "2", "steps through the SDK, No Reset On Close", nr.Clients, F($"{nr.PerSecond:N0} steps/s"), b is null ? "" : F($"{b.PerSecond:N0} rows/s"),
+                F($"{nr.Ratio:0.00}"));
+        }
         foreach (var p in r.Turns)
         {
             var b = r.BaselineInsert(p.Clients);
@@ -190,6 +196,14 @@ public static class Render
         {
             sb.AppendLine(F($"| {p.Clients} | {p.PerSecond:N0} | {p.CallsPerSecond:N0} | {p.Ratio:0.00} | {p.ServerCpuUs:0} µs | {p.ClientCpuUs:0} µs | {p.P50Ms:0.00} / {p.P99Ms:0.00} ms |"));
         }
+        if (r.StepsNoReset is { } nr)
+        {
+            sb.AppendLine(F($"| {nr.Clients}, No Reset On Close | {nr.PerSecond:N0} | {nr.CallsPerSecond:N0} | {nr.Ratio:0.00} | {nr.ServerCpuUs:0} µs | {nr.ClientCpuUs:0} µs | {nr.P50Ms:0.00} / {nr.P99Ms:0.00} ms |"));
+            sb.AppendLine();
+            sb.AppendLine("The last row runs the same workers over a data source with Npgsql's `No Reset On Close = true`: by default");
+            sb.AppendLine("Npgsql sends `DISCARD ALL` when a pooled connection is reused, one more statement and commit per SDK call,");
+            sb.AppendLine("and `DISCARD ALL` also drops every cached plan, so the kernel's functions are planned again on every call.");
+        }
         sb.AppendLine();
         if (r.Profile is { } prof)
         {
@@ -197,7 +211,9 @@ public static class Render
             sb.AppendLine();
             sb.AppendLine(F($"One worker, {prof.Calls / 2} iterations ({prof.Steps} steps), `pg_stat_statements.track = all` (statements inside"));
             sb.AppendLine(F($"kernel functions counted too): **{prof.StatementsPerStep:0.0} statements per step** ({prof.TopLevelPerStep:0.00} sent by the client),"));
-            sb.AppendLine(F($"{prof.CommitsPerCall:0.00} commits per call, **{prof.WalBytesPerStep:N0} WAL bytes per step** (a plain INSERT of the same row: {prof.WalBytesPerRawRow:N0})."));
+            sb.AppendLine(F($"{prof.CommitsPerCall:0.00} commits per call ({prof.WriteTransactionsPerCall:0.00} write transactions), **{prof.WalBytesPerStep:N0} WAL bytes per step** (a plain INSERT of the same row: {prof.WalBytesPerRawRow:N0})."));
+            sb.AppendLine();
+            sb.AppendLine("What the client sends per call: " + string.Join(", ", prof.ClientStatements.Select(c => F($"`{c.Query}` × {c.PerStep:0.00}"))) + ".");
             sb.AppendLine();
             sb.AppendLine("| statement | top level | per step | mean | total |");
             sb.AppendLine("|---|---|--:|--:|--:|");
@@ -216,11 +232,11 @@ public static class Render
         sb.AppendLine("the model answers instantly. Commits are `pg_stat_database.xact_commit` deltas of the bench database");
         sb.AppendLine("around the workers' run (and around the queueing, for `send_message`).");
         sb.AppendLine();
-        sb.AppendLine("| workers | turns | turns/s | ratio to raw INSERTs | commits per turn | + send_message | empty claims | turn p50 |");
-        sb.AppendLine("|--:|--:|--:|--:|--:|--:|--:|--:|");
+        sb.AppendLine("| workers | turns | turns/s | ratio to raw INSERTs | commits per turn | of which write transactions | + send_message | empty claims | turn p50 |");
+        sb.AppendLine("|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
         foreach (var p in r.Turns)
         {
-            sb.AppendLine(F($"| {p.Clients} | {p.Turns:N0} | {p.TurnsPerSecond:N0} | {p.Ratio:0.000} | {p.CommitsPerTurn:0.00} | {p.SendCommitsPerTurn:0.00} | {p.EmptyClaims} | {p.P50Ms:0.0} ms |"));
+            sb.AppendLine(F($"| {p.Clients} | {p.Turns:N0} | {p.TurnsPerSecond:N0} | {p.Ratio:0.000} | {p.CommitsPerTurn:0.00} | {p.WriteTransactionsPerTurn:0.00} | {p.SendCommitsPerTurn:0.00} | {p.EmptyClaims} | {p.P50Ms:0.0} ms |"));
         }
         sb.AppendLine();
 

@@ -33,6 +33,8 @@ public sealed class BenchReport
     public List<ThroughputPoint> RawQueue { get; set; } = [];
     /// <summary>2: steps recorded through the SDK by workers holding a leased turn.</summary>
     public List<ThroughputPoint> Steps { get; set; } = [];
+    /// <summary>2, again at the largest client count, with Npgsql's No Reset On Close (no DISCARD ALL between SDK calls).</summary>
+    public ThroughputPoint? StepsNoReset { get; set; }
     /// <summary>3: whole 5-step turns.</summary>
     public List<TurnPoint> Turns { get; set; } = [];
     /// <summary>4: dispatch latency, ours and raw.</summary>
@@ -132,6 +134,8 @@ public sealed class TurnPoint
     public double Seconds { get; set; }
     /// <summary>xact_commit delta of the database per turn while the workers ran (messages were queued before).</summary>
     public double CommitsPerTurn { get; set; }
+    /// <summary>Write transactions (transaction ids assigned) per turn while the workers ran: the durable commits.</summary>
+    public double WriteTransactionsPerTurn { get; set; }
     /// <summary>Commits of send_message per turn (measured the same way while the turns were queued).</summary>
     public double SendCommitsPerTurn { get; set; }
     /// <summary>Claims that found nothing to do (they commit too).</summary>

@@ -163,8 +163,10 @@ internal static class TurnFigures
             }
         }, ct)));
         var s1 = await server.SettledCommitsAsync(ct);
+        var x1 = await server.ScalarSuperAsync<long>("SELECT pg_current_xact_id()::text::bigint", ct, "postgres");
 
         var run = await driver.RunAsync(new TurnJob(server, sc, tenant, workers, turns, timeoutSeconds, progress), ct);
+        var x2 = await server.ScalarSuperAsync<long>("SELECT pg_current_xact_id()::text::bigint", ct, "postgres");
         var s2 = await server.SettledCommitsAsync(ct);
         if (run.Completed == 0)
         {
@@ -178,6 +180,7 @@ internal static class TurnFigures
             TurnsPerSecond = run.Completed / run.Seconds,
             CommitsPerTurn = (s2 - s1) / (double)run.Completed,
             SendCommitsPerTurn = (s1 - s0) / (double)turns,
+            WriteTransactionsPerTurn = (x2 - x1 - 1) / (double)run.Completed,
             EmptyClaims = run.EmptyClaims,
             P50Ms = run.TurnMs.Count > 0 ? LatencyStats.Of(run.TurnMs).P50 : null,
         };
