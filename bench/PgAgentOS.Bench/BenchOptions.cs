@@ -47,6 +47,9 @@ public sealed record BenchOptions
     /// <summary>docs/benchmarks.md to regenerate when the preset is a full one (default, huge) and --docs/--no-docs were not given.</summary>
     public string? DefaultDocsPath { get; init; }
 
+    /// <summary>Prototype fixes (prototypes/NAME.sql) applied to the bench's cluster after the kernel: not the kernel as built.</summary>
+    public IReadOnlyList<string> Prototypes { get; init; } = [];
+
     /// <summary>--no-docs was given.</summary>
     public bool NoDocs { get; init; }
 
@@ -112,10 +115,10 @@ public sealed record BenchOptions
             switch (a)
             {
                 case "--quick":
-                    o = Quick with { JsonPath = o.JsonPath, DocsPath = o.DocsPath, DefaultDocsPath = o.DefaultDocsPath, NoDocs = o.NoDocs, Commit = o.Commit, WorkDir = o.WorkDir, KeepCluster = o.KeepCluster };
+                    o = Quick with { Prototypes = o.Prototypes, JsonPath = o.JsonPath, DocsPath = o.DocsPath, DefaultDocsPath = o.DefaultDocsPath, NoDocs = o.NoDocs, Commit = o.Commit, WorkDir = o.WorkDir, KeepCluster = o.KeepCluster };
                     break;
                 case "--tiny":
-                    o = Tiny with { JsonPath = o.JsonPath, DocsPath = o.DocsPath, DefaultDocsPath = o.DefaultDocsPath, NoDocs = o.NoDocs, Commit = o.Commit, WorkDir = o.WorkDir, KeepCluster = o.KeepCluster };
+                    o = Tiny with { Prototypes = o.Prototypes, JsonPath = o.JsonPath, DocsPath = o.DocsPath, DefaultDocsPath = o.DefaultDocsPath, NoDocs = o.NoDocs, Commit = o.Commit, WorkDir = o.WorkDir, KeepCluster = o.KeepCluster };
                     break;
                 case "--huge":
                     o = o with { Preset = "huge", GrowthSizes = [.. o.GrowthSizes.Where(s => s < 10_000_000), 10_000_000] };
@@ -153,6 +156,9 @@ public sealed record BenchOptions
                 case "--default-docs":
                     o = o with { DefaultDocsPath = Next() };
                     break;
+                case "--prototype":
+                    o = o with { Prototypes = [.. o.Prototypes, Next()] };
+                    break;
                 case "--commit":
                     o = o with { Commit = Next() };
                     break;
@@ -176,7 +182,7 @@ public sealed record BenchOptions
                     throw new ArgumentException($"unknown option {a} (try --help)");
             }
         }
-        if (o.DocsPath is null && !o.NoDocs && o.DefaultDocsPath is not null && o.Preset is ("default" or "huge"))
+        if (o.DocsPath is null && !o.NoDocs && o.DefaultDocsPath is not null && o.Preset is ("default" or "huge") && o.Prototypes.Count == 0)
         {
             o = o with { DocsPath = o.DefaultDocsPath };
         }
@@ -252,5 +258,7 @@ public sealed record BenchOptions
           --work-dir DIR          where the temporary cluster lives (default: the system temp directory)
           --keep                  leave the cluster running afterwards (its URL is printed)
           --no-pgbench            use the plain Npgsql loop as the raw INSERT baseline
+          --prototype NAME        apply bench/PgAgentOS.Bench/prototypes/NAME.sql to the bench's cluster after the
+                                  kernel (a proposed fix, measured; never the kernel as built; no docs by default)
         """;
 }

@@ -17,7 +17,12 @@ public static class BenchRunner
             StartedAt = DateTimeOffset.UtcNow,
             Clients = [.. o.Clients],
             DurationSeconds = o.DurationSeconds,
+            Prototypes = [.. o.Prototypes],
         };
+        if (o.Prototypes.Count > 0)
+        {
+            report.Notes.Add($"PROTOTYPE run: {string.Join(", ", o.Prototypes)} applied on top of the kernel (bench/PgAgentOS.Bench/prototypes/); these are not the figures of the kernel as built.");
+        }
         progress.Phase("starting a private durable PostgreSQL cluster");
         await using var server = await BenchServer.StartAsync(o, progress, ct);
         report.Machine = await server.MachineAsync(ct);
@@ -47,7 +52,7 @@ public static class BenchRunner
             var q = await RawFigures.InsertNpgsqlAsync(server, rawSource, n, o.WarmupSeconds, o.DurationSeconds, progress, ct);
             q.Ratio = report.RawInsertPgbench.FirstOrDefault(x => x.Clients == n) is { } b ? q.PerSecond / b.PerSecond : 1;
             report.RawInsertNpgsql.Add(q);
-            progress.Info(F($"raw INSERT, Npgsql loop, {n,2} client(s): {q.PerSecond,9:N0} rows/s ({q.Ratio:0.00} of the baseline), backend CPU {q.ServerCpuUs:0} µs/row"));
+            progress.Info(F($"raw INSERT, Npgsql loop, {n,2} client(s): {q.PerSecond,9:N0} rows/s ({q.Ratio:0.00} of the baseline), backend CPU {q.ServerCpuUs:0} µs/row; {WaitSampler.Describe(q.Waits)}"));
         }
         if (report.RawInsertPgbench.Count == 0)
         {
@@ -75,7 +80,7 @@ public static class BenchRunner
             var p = await StepFigures.StepsAsync(server, stepApp, stepWorker, stepTenant, stepAgent, n, o.WarmupSeconds, o.DurationSeconds, progress, ct);
             p.Ratio = report.BaselineInsert(n) is { } b ? p.PerSecond / b.PerSecond : null;
             report.Steps.Add(p);
-            progress.Info(F($"steps, {n,2} client(s): {p.PerSecond,9:N0} steps/s ({p.CallsPerSecond:N0} calls/s) = {p.Ratio:0.00} of raw INSERTs; backend CPU {p.ServerCpuUs:0} µs/step"));
+            progress.Info(F($"steps, {n,2} client(s): {p.PerSecond,9:N0} steps/s ({p.CallsPerSecond:N0} calls/s) = {p.Ratio:0.00} of raw INSERTs; backend CPU {p.ServerCpuUs:0} µs/step; {WaitSampler.Describe(p.Waits)}"));
         }
         {
             // The SDK's calls each rent a pooled connection; Npgsql resets it with DISCARD ALL when it goes back,
@@ -110,7 +115,7 @@ public static class BenchRunner
             var p = await TurnFigures.TurnsAsync(server, sc, driver, n, turns, o.DurationSeconds * 8 + 60, progress, ct);
             p.Ratio = report.BaselineInsert(n) is { } b ? p.TurnsPerSecond / b.PerSecond : null;
             report.Turns.Add(p);
-            progress.Info(F($"turns, {n,2} worker(s): {p.TurnsPerSecond,8:N0} turns/s = {p.Ratio:0.000} of raw INSERTs; {p.CommitsPerTurn:0.00} commits per turn (+{p.SendCommitsPerTurn:0.00} for send_message), {p.EmptyClaims} empty claims"));
+            progress.Info(F($"turns, {n,2} worker(s): {p.TurnsPerSecond,8:N0} turns/s = {p.Ratio:0.000} of raw INSERTs; {p.CommitsPerTurn:0.00} commits per turn (+{p.SendCommitsPerTurn:0.00} for send_message), {p.EmptyClaims} empty claims; {WaitSampler.Describe(p.Waits)}"));
         }
 
         // ---- 4. dispatch latency -------------------------------------------------------------------

@@ -69,6 +69,16 @@ public sealed class BenchServer : IAsyncDisposable
             var pgbench = binaries.Tool("pgbench");
             server.Pgbench = File.Exists(pgbench) ? pgbench : null;
             await server.PrepareAsync(ct);
+            foreach (var name in options.Prototypes)
+            {
+                var file = Path.Combine(AppContext.BaseDirectory, "prototypes", name + ".sql");
+                if (!File.Exists(file))
+                {
+                    throw new ArgumentException($"no prototype {name} ({file})");
+                }
+                progress.Info($"PROTOTYPE: applying {name}.sql (not the kernel as built)");
+                await server.ExecSuperAsync(await File.ReadAllTextAsync(file, ct), ct);
+            }
             return server;
         }
         catch

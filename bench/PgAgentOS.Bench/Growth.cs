@@ -325,9 +325,62 @@ internal static class Growth
                 await tx.CommitAsync(ct);
             }
         }
+        into.Plans["get_agent_analytics (statements inside, by auto_explain)"] = await NestedPlansAsync(server, tenant, agent, ct);
         into.ViewTenantSteps = await server.ScalarSuperAsync<long>(
             $"SELECT count(*) FROM aos_agent.step WHERE tenant_id = '{tenant}'", ct);
         into.DatabaseBytes = await server.ScalarSuperAsync<long>($"SELECT pg_database_size('{BenchServer.Database}')", ct);
+    }
+
+    /// <summary>The plans of the statements inside get_agent_analytics (auto_explain, as notices), the slowest first.</summary>
+    private static async Task<string> NestedPlansAsync(BenchServer server, Guid tenant, Guid agent, CancellationToken ct)
+    {
+        await using var conn = await server.OpenSuperAsync(ct: ct);
+        var notices = new List<string>();
+        conn.Notice += (_, e) => notices.Add(e.Notice.MessageText);
+        await using (var setup = new NpgsqlCommand("""
+            LOAD 'auto_explain';
+            SET auto_explain.log_min_duration = 0;
+            SET auto_explain.log_analyze = on;
+            SET auto_explain.log_buffers = on;
+            SET auto_explain.log_timing = on;
+            SET auto_explain.log_nested_statements = on;
+            SET auto_explain.log_level = 'notice';
+            """, conn))
+        {
+            await setup.ExecuteNonQueryAsync(ct);
+        }
+        await using (var tx = await conn.BeginTransactionAsync(ct))
+        {
+            await using (var role = new NpgsqlCommand($"SET LOCAL ROLE {ClusterLifecycle.AdminLogin}", conn, tx))
+            {
+                await role.ExecuteNonQueryAsync(ct);
+            }
+            await using (var bind = new NpgsqlCommand("SELECT aos_auth.set_tenant($1, true)", conn, tx))
+            {
+                bind.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Uuid, Value = tenant });
+                await bind.ExecuteNonQueryAsync(ct);
+            }
+            notices.Clear();
+            await using (var cmd = new NpgsqlCommand("SELECT aos_agent.get_agent_analytics($1, 7)", conn, tx))
+            {
+                cmd.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Uuid, Value = agent });
+                await cmd.ExecuteNonQueryAsync(ct);
+            }
+            await tx.RollbackAsync(ct);
+        }
+        static double Duration(string n)
+        {
+            var i = n.IndexOf("duration: ", StringComparison.Ordinal);
+            if (i < 0)
+            {
+                return 0;
+            }
+            var rest = n[(i + 10)..];
+            var end = rest.IndexOf(' ', StringComparison.Ordinal);
+            return end > 0 && double.TryParse(rest[..end], NumberStyles.Float, CultureInfo.InvariantCulture, out var d) ? d : 0;
+        }
+        return string.Join("\n\n", notices.Where(n => n.Contains("Query Text", StringComparison.Ordinal))
+            .OrderByDescending(Duration).Take(2));
     }
 
     /// <summary>Bytes per step: every relation the step path writes, against the plain table.</summary>

@@ -78,6 +78,7 @@ internal static class Load
                 abort.Cancel();
             }
         }, TaskScheduler.Default);
+        WaitSampler? sampler = null;
         try
         {
             await Task.WhenAny(allReady.Task, Task.WhenAll(tasks));
@@ -89,6 +90,7 @@ internal static class Load
             var serverCpu0 = ProcCpu.Seconds(pids);
             var clientCpu0 = Process.GetCurrentProcess().TotalProcessorTime;
             var t0 = Stopwatch.GetTimestamp();
+            sampler = WaitSampler.Start(server, applicationName);
             Volatile.Write(ref state, Measuring);
             var end = TimeSpan.FromSeconds(durationSeconds);
             while (Stopwatch.GetElapsedTime(t0) < end)
@@ -103,6 +105,7 @@ internal static class Load
             var seconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
             var serverCpu = ProcCpu.Seconds(pids) - serverCpu0;
             var clientCpu = (Process.GetCurrentProcess().TotalProcessorTime - clientCpu0).TotalSeconds;
+            await sampler.DisposeAsync();
             await Task.WhenAll(tasks);
 
             var all = latencies.Where(l => l is not null).SelectMany(l => l).ToList();
@@ -120,12 +123,17 @@ internal static class Load
                 ClientCpuUs = u > 0 ? clientCpu * 1e6 / u : null,
                 P50Ms = all.Count > 0 ? stats.P50 : null,
                 P99Ms = all.Count > 0 ? stats.P99 : null,
+                Waits = sampler.Shares(),
             };
         }
         finally
         {
             Volatile.Write(ref state, Stopped);
             start.TrySetResult();
+            if (sampler is not null)
+            {
+                await sampler.DisposeAsync();
+            }
             try
             {
                 await Task.WhenAll(tasks);

@@ -10,6 +10,8 @@ public sealed class BenchReport
     public int Format { get; set; } = 1;
     /// <summary>Preset of the run (default, quick, tiny, huge).</summary>
     public string Preset { get; set; } = "";
+    /// <summary>Prototype fixes applied to the bench's cluster (empty: the kernel as built).</summary>
+    public List<string> Prototypes { get; set; } = [];
     /// <summary>Git commit of the checkout, when known.</summary>
     public string? Commit { get; set; }
     /// <summary>When the run started.</summary>
@@ -119,6 +121,8 @@ public sealed class ThroughputPoint
     public double? P99Ms { get; set; }
     /// <summary>Ratio to the baseline at the same client count, where one applies.</summary>
     public double? Ratio { get; set; }
+    /// <summary>Where the clients' backends spent the window (share of pg_stat_activity samples per state).</summary>
+    public Dictionary<string, double>? Waits { get; set; }
 }
 
 /// <summary>Figure 3 at one worker count.</summary>
@@ -144,6 +148,10 @@ public sealed class TurnPoint
     public double? Ratio { get; set; }
     /// <summary>Median latency of a whole turn from claim to completion (ms).</summary>
     public double? P50Ms { get; set; }
+    /// <summary>Where the workers' backends spent the run (share of pg_stat_activity samples per state).</summary>
+    public Dictionary<string, double>? Waits { get; set; }
+    /// <summary>Who drove the turns.</summary>
+    public string Driver { get; set; } = "";
 }
 
 /// <summary>A latency figure at one count of waiting workers.</summary>

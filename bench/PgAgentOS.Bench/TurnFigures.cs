@@ -11,7 +11,11 @@ internal sealed record TurnJob(BenchServer Server, Scenario Scenario, Guid Tenan
     BenchProgress Progress);
 
 /// <summary>What it did.</summary>
-internal sealed record TurnRun(long Completed, double Seconds, long EmptyClaims, List<double> TurnMs);
+internal sealed record TurnRun(long Completed, double Seconds, long EmptyClaims, List<double> TurnMs)
+{
+    /// <summary>Where the workers' backends spent the run.</summary>
+    public Dictionary<string, double>? Waits { get; init; }
+}
 
 /// <summary>Runs the queued 5-step turns of figure 3 with N workers and an instant model.</summary>
 internal interface ITurnDriver
@@ -69,6 +73,7 @@ internal sealed class SdkTurnDriver : ITurnDriver
         var turnMs = new ConcurrentBag<double>();
         var sw = Stopwatch.StartNew();
         var deadline = TimeSpan.FromSeconds(job.TimeoutSeconds);
+        var sampler = WaitSampler.Start(job.Server, App);
 
         async Task Work(int w)
         {
@@ -130,8 +135,9 @@ internal sealed class SdkTurnDriver : ITurnDriver
             await pump;
         }
         var seconds = sw.Elapsed.TotalSeconds;
+        await sampler.DisposeAsync();
         await workerSource.DisposeAsync();
-        return new TurnRun(completed, seconds, empty, [.. turnMs]);
+        return new TurnRun(completed, seconds, empty, [.. turnMs]) { Waits = sampler.Shares() };
     }
 }
 
@@ -183,6 +189,8 @@ internal static class TurnFigures
             WriteTransactionsPerTurn = (x2 - x1 - 1) / (double)run.Completed,
             EmptyClaims = run.EmptyClaims,
             P50Ms = run.TurnMs.Count > 0 ? LatencyStats.Of(run.TurnMs).P50 : null,
+            Waits = run.Waits,
+            Driver = driver.Name,
         };
     }
 }
