@@ -113,3 +113,17 @@ GRANT EXECUTE ON FUNCTION
     aos_agent.get_agent_analytics, aos_agent.get_hourly_activity, aos_agent.get_turn_state, aos_agent.get_conversation_history,
     aos_agent.step_summary, aos_core.verify_event_chain, aos_core.verify_checkpoint, aos_core.format_duration
   TO aos_analytics;
+
+-- ==================================================================================================
+-- Runtime (issue 5): what workers need for tools (sql/functions/egress.sql, runtime.sql).
+-- ==================================================================================================
+GRANT EXECUTE ON FUNCTION
+    aos_agent.turn_skills(uuid, uuid), aos_agent.bind_turn_tenant(uuid, uuid),
+    aos_egress.check_host(uuid, uuid, text, text, text, text, integer, uuid), aos_egress.log_request(uuid, uuid, jsonb)
+  TO aos_worker;
+-- The sql_query tool runs the model's query after SET LOCAL ROLE aos_analytics, inside a read-only
+-- transaction bound to the turn's tenant (aos_agent.bind_turn_tenant). Workers may switch to that
+-- role but must not inherit its privileges: aos_worker does not inherit, so worker logins get
+-- aos_worker's own privileges and can only SET ROLE aos_analytics (PostgreSQL 15 and later).
+ALTER ROLE aos_worker NOINHERIT;
+GRANT aos_analytics TO aos_worker;

@@ -1,0 +1,246 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
+using PgAgentOS.Client;
+using PgAgentOS.Runtime.Mcp;
+using PgAgentOS.Runtime.Models;
+using PgAgentOS.Runtime.Tools;
+
+namespace PgAgentOS.Runtime;
+
+/// <summary>
+/// A worker process's engine (aos worker): <see cref="WorkerOptions.Concurrency"/> slots, each
+/// claiming a turn (FOR UPDATE SKIP LOCKED in the kernel), driving it and claiming the next.
+/// LISTEN aos_turn_ready wakes idle slots; polling every <see cref="WorkerOptions.PollInterval"/>
+/// backs it up (NOTIFY is only a hint). A turn that waits for an approval frees its slot; the
+/// approval's notification brings it back to some worker. When the database goes away, slots back
+/// off (with jitter) and carry on once it is back; turns they held are claimed again after their
+/// lease. Several hosts, in one process or on many machines, share one database safely.
+/// </summary>
+public sealed class WorkerHost : IAsyncDisposable
+{
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly WorkerOptions _options;
+    private readonly ILogger _log;
+    private readonly AosClient _client;
+    private readonly ChatClientFactory _models;
+    private readonly McpConnections _mcp;
+    private readonly ToolRegistry _tools;
+    private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
+    private int _busy;
+
+    /// <summary>A worker over a data source whose login is a member of aos_worker.</summary>
+    public WorkerHost(NpgsqlDataSource dataSource, WorkerOptions options, ILoggerFactory? loggerFactory = null)
+    {
+        _dataSource = dataSource ?? throw new ArgumentNullException(nameof(dataSource));
+        _options = options ?? throw new ArgumentNullException(nameof(options));
+        if (options.Concurrency < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), "Concurrency must be at least 1");
+        }
+        if (options.LeaseSeconds is < 1 or > 3600)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), "LeaseSeconds must be between 1 and 3600");
+        }
+        var factory = loggerFactory ?? NullLoggerFactory.Instance;
+        _log = factory.CreateLogger("PgAgentOS.Runtime.Worker");
+        _client = new AosClient(dataSource);
+        _models = new ChatClientFactory(options, loggerFactory);
+        _mcp = new McpConnections(options.McpServers, loggerFactory);
+        _tools = new ToolRegistry(options, _mcp);
+    }
+
+    /// <summary>What the worker does: turn claimed, step recorded, stream delta, waiting for approval, turn finished, error.</summary>
+    public event Action<WorkerEvent>? Event;
+
+    /// <summary>The options.</summary>
+    public WorkerOptions Options => _options;
+
+    /// <summary>Runs until cancelled; on cancellation, turns in hand are released (or left to their lease while a tool runs).</summary>
+    public async Task RunAsync(CancellationToken ct)
+    {
+        using var export = RuntimeTelemetry.StartExportFromEnvironment();
+        _log.LogInformation("worker {Worker} started: {Concurrency} slots, lease {Lease} s, {Providers}", _options.WorkerId,
+            _options.Concurrency, _options.LeaseSeconds, _options.Providers);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var listener = Task.Run(() => ListenAsync(linked.Token), CancellationToken.None);
+        var slots = Enumerable.Range(0, _options.Concurrency).Select(i => Task.Run(() => SlotAsync(i, linked.Token), CancellationToken.None)).ToList();
+        await Task.WhenAll(slots);
+        await linked.CancelAsync();
+        await listener;
+        _log.LogInformation("worker {Worker} stopped", _options.WorkerId);
+    }
+
+    /// <summary>
+    /// Works until no turn is runnable (every slot idle and nothing to claim); returns how many
+    /// turns it worked on (finished, parked for approval, or dropped).
+    /// </summary>
+    public async Task<int> RunUntilIdleAsync(CancellationToken ct)
+    {
+        var count = 0;
+        var done = false;
+        async Task Slot()
+        {
+            var backoff = TimeSpan.FromMilliseconds(100);
+            while (!Volatile.Read(ref done) && !ct.IsCancellationRequested)
+            {
+                TurnContext? ctx;
+                Interlocked.Increment(ref _busy);
+                try
+                {
+                    ctx = await _client.ClaimTurnAsync(_options.WorkerId, _options.LeaseSeconds, _options.TenantId, ct);
+                    backoff = TimeSpan.FromMilliseconds(100);
+                }
+                catch (Exception e) when (TurnRunner.IsDatabaseFailure(e) && !ct.IsCancellationRequested)
+                {
+                    Interlocked.Decrement(ref _busy);
+                    EmitSafe(new WorkerEvent(WorkerEventKind.Error, null, null, "claim failed: " + e.Message));
+                    await DelayAsync(backoff, ct);
+                    backoff = Next(backoff);
+                    continue;
+                }
+                if (ctx is null)
+                {
+                    if (Interlocked.Decrement(ref _busy) == 0)
+                    {
+                        Volatile.Write(ref done, true);
+                        _wake.Release(_options.Concurrency);
+                        return;
+                    }
+                    await WaitAsync(TimeSpan.FromMilliseconds(100), ct);
+                    continue;
+                }
+                try
+                {
+                    await RunTurnAsync(ctx, ct);
+                    Interlocked.Increment(ref count);
+                }
+                finally
+                {
+                    Interlocked.Decrement(ref _busy);
+                    _wake.Release(1);
+                }
+            }
+        }
+        await Task.WhenAll(Enumerable.Range(0, _options.Concurrency).Select(_ => Task.Run(Slot, CancellationToken.None)));
+        return count;
+    }
+
+    private async Task SlotAsync(int slot, CancellationToken ct)
+    {
+        var backoff = TimeSpan.FromMilliseconds(100);
+        while (!ct.IsCancellationRequested)
+        {
+            TurnContext? ctx;
+            try
+            {
+                ctx = await _client.ClaimTurnAsync(_options.WorkerId, _options.LeaseSeconds, _options.TenantId, ct);
+                backoff = TimeSpan.FromMilliseconds(100);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (TurnRunner.IsDatabaseFailure(e) || e is AosException)
+            {
+                EmitSafe(new WorkerEvent(WorkerEventKind.Error, null, null, $"slot {slot}: claim failed ({e.Message}); retrying in {backoff.TotalSeconds:0.#} s"));
+                await DelayAsync(backoff, ct);
+                backoff = Next(backoff);
+                continue;
+            }
+            if (ctx is null)
+            {
+                await WaitAsync(_options.PollInterval, ct);
+                continue;
+            }
+            await RunTurnAsync(ctx, ct);
+        }
+    }
+
+    private async Task RunTurnAsync(TurnContext ctx, CancellationToken ct)
+    {
+        var runner = new TurnRunner(_client, _options, _models, _tools, _log, EmitSafe, ctx);
+        try
+        {
+            await runner.RunAsync(ct);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // shutting down
+        }
+    }
+
+    private async Task ListenAsync(CancellationToken ct)
+    {
+        try
+        {
+            await foreach (var n in AosNotifications.ListenAsync(_dataSource, [AosNotifications.TurnReady], _options.PollInterval, ct))
+            {
+                if (n.Channel == AosNotifications.TurnReady && _wake.CurrentCount < _options.Concurrency)
+                {
+                    _wake.Release(1);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            _log.LogWarning(e, "the LISTEN connection ended; slots keep polling");
+        }
+    }
+
+    private async Task WaitAsync(TimeSpan timeout, CancellationToken ct)
+    {
+        try
+        {
+            await _wake.WaitAsync(timeout, ct);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
+    }
+
+    private static async Task DelayAsync(TimeSpan backoff, CancellationToken ct)
+    {
+        try
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(backoff.TotalMilliseconds * (0.5 + Random.Shared.NextDouble())), ct);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
+    }
+
+    private TimeSpan Next(TimeSpan backoff) =>
+        TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, _options.MaxReconnectDelay.TotalMilliseconds));
+
+    private void EmitSafe(WorkerEvent e)
+    {
+        if (e.Kind == WorkerEventKind.Error)
+        {
+            _log.LogWarning("{Event}", e.ToString());
+        }
+        else if (e.Kind != WorkerEventKind.StreamDelta)
+        {
+            _log.LogDebug("{Event}", e.ToString());
+        }
+        try
+        {
+            Event?.Invoke(e);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            _log.LogWarning(ex, "a WorkerHost.Event handler threw");
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        await _mcp.DisposeAsync();
+        _models.Dispose();
+        _wake.Dispose();
+    }
+}

@@ -1,0 +1,99 @@
+using System.Collections.Concurrent;
+using System.Text.Json.Nodes;
+using PgAgentOS.Client;
+using PgAgentOS.Runtime.Models;
+
+namespace PgAgentOS.Runtime.Tests;
+
+/// <summary>A worker drives turns end to end on the scripted stand-in model.</summary>
+public sealed class EndToEndTests(KernelDatabase db) : IClassFixture<KernelDatabase>
+{
+    [Fact]
+    public async Task ATurnWithAToolCallAnApprovalAndAStreamedAnswer()
+    {
+        var t = await Kit.TenantAsync(db, "e2e", ["clock"], Kit.Script(
+            new { thinking = "I should look at the clock first.", tool_calls = new[] { new { name = "clock", arguments = new { timezone = "UTC" } } } },
+            new { text = "Here is what the clock said: {{tool:clock}}. That is all I know about time, said the stand-in." }));
+        var (conv, turn) = await t.AskAsync("What time is it?");
+        var events = new ConcurrentQueue<WorkerEvent>();
+        await using var stream = await ChannelListener.StartAsync(db.ConnectionString(TestCluster.App), "aos_stream");
+        await using var host = new WorkerHost(t.WorkerSource, Kit.Options("w-e2e") with { TenantId = t.Tenant });
+        host.Event += events.Enqueue;
+
+        // First pass: the model calls clock, which needs an approval (no auto-approval): the turn parks.
+        Assert.Equal(1, await host.RunUntilIdleAsync(CancellationToken.None));
+        Assert.Equal("waiting_tool", await t.StatusAsync(turn));
+        Assert.Contains(events, e => e.Kind == WorkerEventKind.WaitingForApproval && e.TurnId == turn);
+        Assert.DoesNotContain(events, e => e.Kind == WorkerEventKind.ToolStarted);
+        var pending = Assert.Single(await t.App.PendingApprovalsAsync());
+        Assert.Equal("clock", pending.ToolName);
+
+        // An approver decides through the SDK; the next pass runs the tool with its ticket and answers.
+        var approver = await t.ApproverAsync();
+        await approver.ApproveStepAsync(pending.StepId, true, note: "fine");
+        Assert.Equal(1, await host.RunUntilIdleAsync(CancellationToken.None));
+
+        Assert.Equal("completed", await t.StatusAsync(turn));
+        Assert.Equal(["user_message", "think", "tool_call", "tool_result", "respond"], await t.StepTypesAsync(turn));
+        var steps = await t.StepsAsync(turn);
+        var result = steps.Single(s => (string)s!["step_type"]! == "tool_result")!;
+        Assert.True((bool)result["content"]!["success"]!);
+        Assert.NotNull(result["content"]!["output"]!["utc"]);
+        var answer = (string)steps.Single(s => (string)s!["step_type"]! == "respond")!["content"]!["text"]!;
+        Assert.StartsWith("Here is what the clock said: {", answer, StringComparison.Ordinal);
+        Assert.Contains("\"utc\"", answer, StringComparison.Ordinal);
+
+        // The answer streamed on aos_stream in several notifications, in order, adding up to the final text.
+        await Kit.EventuallyAsync(() => Task.FromResult(stream.Payloads.Count >= 2 && string.Concat(stream.Payloads.Select(p =>
+            (string)JsonNode.Parse(p)!["delta"]!)) == answer), TimeSpan.FromSeconds(10), "the stream notifications");
+        var deltas = stream.Payloads.Select(p => JsonNode.Parse(p)!.AsObject()).ToList();
+        Assert.True(deltas.Count >= 2);
+        Assert.All(deltas, d =>
+        {
+            Assert.Equal(turn.ToString(), (string)d["turn_id"]!);
+            Assert.Equal(conv.ToString(), (string)d["conversation_id"]!);
+        });
+        Assert.Equal(Enumerable.Range(1, deltas.Count).Select(i => (long)i), deltas.Select(d => (long)d["seq"]!));
+        Assert.Contains(events, e => e.Kind == WorkerEventKind.StreamDelta);
+        Assert.Contains(events, e => e.Kind == WorkerEventKind.ToolFinished && e.ToolName == "clock" && e.Status == "ok");
+        Assert.Contains(events, e => e.Kind == WorkerEventKind.TurnFinished && e.Status == "completed");
+
+        var state = await t.App.GetTurnStateAsync(turn);
+        Assert.True((long)state["tokens_used"]! > 0);
+        Assert.True((await t.App.VerifyEventChainAsync()).Ok);
+    }
+
+    [Fact]
+    public async Task WithoutAScriptTheStandInEchoesWithALabel()
+    {
+        var t = await Kit.TenantAsync(db, "echo", []);
+        var (_, turn) = await t.AskAsync("hello there");
+        await using var host = new WorkerHost(t.WorkerSource, Kit.Options("w-echo") with { TenantId = t.Tenant });
+        Assert.Equal(1, await host.RunUntilIdleAsync(CancellationToken.None));
+        var state = await t.App.GetTurnStateAsync(turn);
+        Assert.Equal("completed", (string)state["status"]!);
+        Assert.Equal($"{ScriptedChatClient.EchoLabel} You said: hello there", (string)state["assistant_message"]!);
+    }
+
+    [Fact]
+    public async Task AutoApprovedToolsRunWithoutStoppingAndRunAsyncStopsCleanly()
+    {
+        var t = await Kit.TenantAsync(db, "auto", ["clock", "memory_write", "memory_read"], new JsonObject
+        {
+            ["auto_approve_tools"] = true,
+            ["script"] = new JsonArray(
+                new JsonObject { ["tool_calls"] = new JsonArray(new JsonObject { ["name"] = "memory_write", ["arguments"] = new JsonObject { ["key"] = "color", ["value"] = "green" } }) },
+                new JsonObject { ["tool_calls"] = new JsonArray(new JsonObject { ["name"] = "memory_read", ["arguments"] = new JsonObject { ["key"] = "color" } }) },
+                new JsonObject { ["text"] = "remembered {{tool:memory_read}}" }),
+        });
+        var (_, turn) = await t.AskAsync("remember a color");
+        await using var host = new WorkerHost(t.WorkerSource, Kit.Options("w-auto", concurrency: 2) with { TenantId = t.Tenant });
+        using var cts = new CancellationTokenSource();
+        var run = host.RunAsync(cts.Token);
+        await Kit.EventuallyAsync(async () => await t.StatusAsync(turn) == "completed", TimeSpan.FromSeconds(20), "the turn to complete");
+        await cts.CancelAsync();
+        await run;
+        var answer = (string)(await t.App.GetTurnStateAsync(turn))["assistant_message"]!;
+        Assert.Contains("\"value\":\"green\"", answer.Replace(" ", "", StringComparison.Ordinal), StringComparison.Ordinal);
+    }
+}
