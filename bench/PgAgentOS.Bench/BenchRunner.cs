@@ -107,15 +107,28 @@ public static class BenchRunner
         // ---- 3. whole turns -------------------------------------------------------------------------
         var driver = TurnDrivers.Choose(o.TurnDriver, report.Notes);
         report.TurnDriver = driver.Name;
-        progress.Phase($"3. whole 5-step turns with an instant model, driven by {driver.Name}");
-        foreach (var n in o.Clients)
+        progress.Phase($"3. whole 5-step turns with an instant model, driven by the {driver.Name}");
+        int TurnsFor(int n)
         {
             var steps = report.Steps.FirstOrDefault(p => p.Clients == n)?.PerSecond ?? 100;
-            var turns = (int)Math.Clamp(steps / 5 * 0.8 * o.DurationSeconds, Math.Max(4 * n, 8), 50_000);
-            var p = await TurnFigures.TurnsAsync(server, sc, driver, n, turns, o.DurationSeconds * 8 + 60, progress, ct);
+            return (int)Math.Clamp(steps / 5 * 0.6 * o.DurationSeconds, Math.Max(4 * n, 8), 50_000);
+        }
+        async Task<TurnPoint> Turns(ITurnDriver d, int n)
+        {
+            var p = await TurnFigures.TurnsAsync(server, sc, d, n, TurnsFor(n), o.DurationSeconds * 8 + 60, progress, ct);
             p.Ratio = report.BaselineInsert(n) is { } b ? p.TurnsPerSecond / b.PerSecond : null;
-            report.Turns.Add(p);
-            progress.Info(F($"turns, {n,2} worker(s): {p.TurnsPerSecond,8:N0} turns/s = {p.Ratio:0.000} of raw INSERTs; {p.CommitsPerTurn:0.00} commits per turn (+{p.SendCommitsPerTurn:0.00} for send_message), {p.EmptyClaims} empty claims; {WaitSampler.Describe(p.Waits)}"));
+            progress.Info(F($"turns ({d.Name}), {n,2} worker(s): {p.TurnsPerSecond,8:N0} turns/s = {p.Ratio:0.000} of raw INSERTs; {p.CommitsPerTurn:0.00} commits per turn, {p.WriteTransactionsPerTurn:0.00} write transactions (+{p.SendCommitsPerTurn:0.00} for send_message); {WaitSampler.Describe(p.Waits)}"));
+            return p;
+        }
+        foreach (var n in o.Clients)
+        {
+            report.Turns.Add(await Turns(driver, n));
+        }
+        var maxN = o.Clients.Max();
+        if (driver is RuntimeTurnDriver)
+        {
+            report.TurnVariants.Add(await Turns(new RuntimeTurnDriver(streamDeltas: false), maxN));
+            report.TurnVariants.Add(await Turns(new SdkTurnDriver(), maxN));
         }
 
         // ---- 4. dispatch latency -------------------------------------------------------------------

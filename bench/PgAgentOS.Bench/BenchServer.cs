@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
 using Npgsql;
+using PgAgentOS.Client;
 using PgAgentOS.Embedded;
 
 namespace PgAgentOS.Bench;
@@ -64,8 +65,8 @@ public sealed class BenchServer : IAsyncDisposable
             progress.Info($"initdb (PostgreSQL {binaries.Major}, durable defaults) in {cluster.DataDir}");
             await cluster.InitAsync(new ClusterOptions { Ephemeral = false, ExtraSettings = extra }, ct);
             await cluster.StartAsync(ct);
-            progress.Info("installing the kernel, the logins and the baseline tables");
-            await ClusterLifecycle.BootstrapAsync(cluster, null, ct);
+            progress.Info("installing the kernel (from this build's SQL), the logins and the baseline tables");
+            await server.BootstrapAsync(ct);
             var pgbench = binaries.Tool("pgbench");
             server.Pgbench = File.Exists(pgbench) ? pgbench : null;
             await server.PrepareAsync(ct);
@@ -86,6 +87,28 @@ public sealed class BenchServer : IAsyncDisposable
             await server.DisposeAsync();
             throw;
         }
+    }
+
+    /// <summary>
+    /// What aos up does (database, administrator and worker logins), but the kernel always from the
+    /// SQL embedded in this build: CREATE EXTENSION would take whatever pgagentos files happen to be
+    /// installed in the server's share directory.
+    /// </summary>
+    private async Task BootstrapAsync(CancellationToken ct)
+    {
+        var admin = ClusterLifecycle.AdminLogin;
+        var worker = ClusterLifecycle.WorkerLogin;
+        var adminPw = EmbeddedCluster.NewPassword();
+        var workerPw = EmbeddedCluster.NewPassword();
+        await ExecSuperAsync($"CREATE ROLE {admin} LOGIN PASSWORD '{adminPw}'", ct, "postgres");
+        Cluster.RememberLogin(admin, adminPw);
+        await ExecSuperAsync($"CREATE DATABASE {Database} OWNER {admin}", ct, "postgres");
+        await using (var conn = await OpenSuperAsync(Database, ct))
+        {
+            await KernelInstaller.InstallAsync(conn, InstallMethod.Manual, ct);
+        }
+        await ExecSuperAsync($"GRANT aos_admin TO {admin}; CREATE ROLE {worker} LOGIN PASSWORD '{workerPw}'; GRANT aos_worker TO {worker};", ct);
+        Cluster.RememberLogin(worker, workerPw);
     }
 
     private async Task PrepareAsync(CancellationToken ct)

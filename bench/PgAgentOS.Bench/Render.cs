@@ -47,7 +47,13 @@ public static class Render
         foreach (var p in r.Turns)
         {
             var b = r.BaselineInsert(p.Clients);
-            Row(sb, "3", F($"whole 5-step turns ({p.CommitsPerTurn:0.00} commits/turn)"), p.Clients, F($"{p.TurnsPerSecond:N0} turns/s"),
+            Row(sb, "3", F($"whole 5-step turns, {p.Driver} ({p.CommitsPerTurn:0.00} commits/turn)"), p.Clients, F($"{p.TurnsPerSecond:N0} turns/s"),
+                b is null ? "" : F($"{b.PerSecond:N0} rows/s"), F($"{p.Ratio:0.000}"));
+        }
+        foreach (var p in r.TurnVariants)
+        {
+            var b = r.BaselineInsert(p.Clients);
+            Row(sb, "3", F($"whole 5-step turns, {p.Driver} ({p.CommitsPerTurn:0.00} commits/turn)"), p.Clients, F($"{p.TurnsPerSecond:N0} turns/s"),
                 b is null ? "" : F($"{b.PerSecond:N0} rows/s"), F($"{p.Ratio:0.000}"));
         }
         foreach (var p in r.Dispatch)
@@ -231,16 +237,23 @@ public static class Render
         sb.AppendLine($"### 3. Whole turns (driven by {r.TurnDriver})");
         sb.AppendLine();
         sb.AppendLine("Messages are queued first (`send_message` on 4 conversations per worker, at least 8); then N workers run");
-        sb.AppendLine("them: wait for `aos_turn_ready`, `claim_turn`, `record_response` (thinking + `web_search`, auto-approved),");
-        sb.AppendLine("`record_tool_result`, `record_response` (thinking + the answer, which completes the turn): five steps,");
-        sb.AppendLine("the model answers instantly. Commits are `pg_stat_database.xact_commit` deltas of the bench database");
-        sb.AppendLine("around the workers' run (and around the queueing, for `send_message`).");
+        sb.AppendLine("them until none is left. Five steps per turn: thinking + a `web_search` call (auto-approved), its result,");
+        sb.AppendLine("thinking + the answer; the model answers instantly. **runtime**: a `WorkerHost` of PgAgentOS.Runtime with N");
+        sb.AppendLine("slots, the agent on the scripted stand-in model, `web_search` answered in process at once (everything else");
+        sb.AppendLine("as shipped: the skills lookup, the context refresh after a tool, answer deltas on `aos_stream`). **sdk**: the");
+        sb.AppendLine("leanest loop through the SDK: `claim_turn`, `record_response`, `record_tool_result`, `record_response`.");
+        sb.AppendLine("Commits are `pg_stat_database.xact_commit` deltas of the bench database around the workers' run (and");
+        sb.AppendLine("around the queueing, for `send_message`); write transactions are transaction ids assigned in the run.");
         sb.AppendLine();
         sb.AppendLine("| workers | turns | turns/s | ratio to raw INSERTs | commits per turn | of which write transactions | + send_message | empty claims | turn p50 | where the backends spent the run |");
         sb.AppendLine("|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
         foreach (var p in r.Turns)
         {
             sb.AppendLine(F($"| {p.Clients} | {p.Turns:N0} | {p.TurnsPerSecond:N0} | {p.Ratio:0.000} | {p.CommitsPerTurn:0.00} | {p.WriteTransactionsPerTurn:0.00} | {p.SendCommitsPerTurn:0.00} | {p.EmptyClaims} | {p.P50Ms:0.0} ms | {WaitSampler.Describe(p.Waits)} |"));
+        }
+        foreach (var p in r.TurnVariants)
+        {
+            sb.AppendLine(F($"| {p.Clients}, {p.Driver} | {p.Turns:N0} | {p.TurnsPerSecond:N0} | {p.Ratio:0.000} | {p.CommitsPerTurn:0.00} | {p.WriteTransactionsPerTurn:0.00} | {p.SendCommitsPerTurn:0.00} | {p.EmptyClaims} | {p.P50Ms:0.0} ms | {WaitSampler.Describe(p.Waits)} |"));
         }
         sb.AppendLine();
 

@@ -39,6 +39,8 @@ public sealed class BenchReport
     public ThroughputPoint? StepsNoReset { get; set; }
     /// <summary>3: whole 5-step turns.</summary>
     public List<TurnPoint> Turns { get; set; } = [];
+    /// <summary>3 at the largest worker count with other drivers (the SDK loop, the runtime without streaming), for comparison.</summary>
+    public List<TurnPoint> TurnVariants { get; set; } = [];
     /// <summary>4: dispatch latency, ours and raw.</summary>
     public List<LatencyPoint> Dispatch { get; set; } = [];
     /// <summary>5: approval latency.</summary>

@@ -32,7 +32,8 @@ internal sealed class Scenario
     public NpgsqlDataSource WorkerSource(string applicationName) => Server.DataSource(ClusterLifecycle.WorkerLogin, applicationName);
 
     /// <summary>A tenant with one agent that may call web_search; returns the tenant's client and the agent.</summary>
-    public async Task<(Guid Tenant, AosClient App, Guid Agent)> TenantAsync(string name, bool autoApprove, bool bigBudget, CancellationToken ct)
+    public async Task<(Guid Tenant, AosClient App, Guid Agent)> TenantAsync(string name, bool autoApprove, bool bigBudget, CancellationToken ct,
+        JsonObject? extraConfig = null)
     {
         var tenant = await Admin.CreateTenantAsync(name, ct: ct);
         var app = Admin.ForTenant(tenant);
@@ -44,6 +45,10 @@ internal sealed class Scenario
             config["max_iterations"] = 1_000_000_000;
             config["max_tokens_per_turn"] = 1_000_000_000;
             config["max_turn_seconds"] = 1_000_000_000;
+        }
+        foreach (var (k, v) in extraConfig ?? [])
+        {
+            config[k] = v?.DeepClone();
         }
         var agent = await app.CreateAgentAsync(tenant, "bench-agent", persona, ["web_search"], config, model: "builtin/scripted", ct: ct);
         return (tenant, app, agent);

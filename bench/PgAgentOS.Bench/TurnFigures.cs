@@ -15,6 +15,9 @@ internal sealed record TurnRun(long Completed, double Seconds, long EmptyClaims,
 {
     /// <summary>Where the workers' backends spent the run.</summary>
     public Dictionary<string, double>? Waits { get; init; }
+
+    /// <summary>Something the driver reported (an error it recovered from).</summary>
+    public string? Note { get; init; }
 }
 
 /// <summary>Runs the queued 5-step turns of figure 3 with N workers and an instant model.</summary>
@@ -148,8 +151,9 @@ internal static class TurnFigures
     public static async Task<TurnPoint> TurnsAsync(BenchServer server, Scenario sc, ITurnDriver driver, int workers, int turns,
         double timeoutSeconds, BenchProgress progress, CancellationToken ct)
     {
-        var (tenant, app, agent) = await sc.TenantAsync("bench-turns-" + workers.ToString(CultureInfo.InvariantCulture) + "-" + driver.Name,
-            autoApprove: true, bigBudget: false, ct);
+        var (tenant, app, agent) = await sc.TenantAsync("bench-turns-" + workers.ToString(CultureInfo.InvariantCulture) + "-"
+            + (driver is SdkTurnDriver ? "sdk" : "rt" + Guid.NewGuid().ToString("N")[..6]),
+            autoApprove: true, bigBudget: false, ct, driver is SdkTurnDriver ? null : RuntimeTurnDriver.AgentConfig());
         var conversations = Math.Max(8, 4 * workers);
         var convs = new Guid[conversations];
         for (var i = 0; i < conversations; i++)

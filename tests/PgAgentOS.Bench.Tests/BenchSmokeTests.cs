@@ -30,12 +30,15 @@ public sealed class BenchSmokeTests
             Positive(p.Ratio!.Value);
             Assert.True(p.Units >= p.Calls, "a call records at least one step");
         });
-        Assert.All(r.Turns, p =>
+        Assert.Equal("runtime", r.TurnDriver);
+        Assert.Equal(["runtime (StreamDeltas off)", "sdk"], r.TurnVariants.Select(v => v.Driver));
+        Assert.All(r.Turns.Concat(r.TurnVariants), p =>
         {
             Assert.True(p.Turns > 0);
             Positive(p.TurnsPerSecond);
             Positive(p.CommitsPerTurn);
             Positive(p.SendCommitsPerTurn);
+            Assert.True(p.WriteTransactionsPerTurn >= 4, "claim and three recordings write");
         });
         Assert.All(r.Dispatch, p =>
         {
