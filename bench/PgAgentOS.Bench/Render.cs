@@ -249,11 +249,11 @@ public static class Render
         sb.AppendLine("|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
         foreach (var p in r.Turns)
         {
-            sb.AppendLine(F($"| {p.Clients} | {p.Turns:N0} | {p.TurnsPerSecond:N0} | {p.Ratio:0.000} | {p.CommitsPerTurn:0.00} | {p.WriteTransactionsPerTurn:0.00} | {p.SendCommitsPerTurn:0.00} | {p.EmptyClaims} | {p.P50Ms:0.0} ms | {WaitSampler.Describe(p.Waits)} |"));
+            sb.AppendLine(F($"| {p.Clients} | {p.Turns:N0} | {p.TurnsPerSecond:N0} | {p.Ratio:0.000} | {p.CommitsPerTurn:0.00} | {p.WriteTransactionsPerTurn:0.00} | {p.SendCommitsPerTurn:0.00} | {(p.EmptyClaims is { } ec ? ec.ToString(CultureInfo.InvariantCulture) : "—")} | {p.P50Ms:0.0} ms | {WaitSampler.Describe(p.Waits)} |"));
         }
         foreach (var p in r.TurnVariants)
         {
-            sb.AppendLine(F($"| {p.Clients}, {p.Driver} | {p.Turns:N0} | {p.TurnsPerSecond:N0} | {p.Ratio:0.000} | {p.CommitsPerTurn:0.00} | {p.WriteTransactionsPerTurn:0.00} | {p.SendCommitsPerTurn:0.00} | {p.EmptyClaims} | {p.P50Ms:0.0} ms | {WaitSampler.Describe(p.Waits)} |"));
+            sb.AppendLine(F($"| {p.Clients}, {p.Driver} | {p.Turns:N0} | {p.TurnsPerSecond:N0} | {p.Ratio:0.000} | {p.CommitsPerTurn:0.00} | {p.WriteTransactionsPerTurn:0.00} | {p.SendCommitsPerTurn:0.00} | {(p.EmptyClaims is { } ec ? ec.ToString(CultureInfo.InvariantCulture) : "—")} | {p.P50Ms:0.0} ms | {WaitSampler.Describe(p.Waits)} |"));
         }
         sb.AppendLine();
 

@@ -144,8 +144,8 @@ public sealed class TurnPoint
     public double WriteTransactionsPerTurn { get; set; }
     /// <summary>Commits of send_message per turn (measured the same way while the turns were queued).</summary>
     public double SendCommitsPerTurn { get; set; }
-    /// <summary>Claims that found nothing to do (they commit too).</summary>
-    public long EmptyClaims { get; set; }
+    /// <summary>Claims that found nothing to do (they commit too); null when the driver does not say.</summary>
+    public long? EmptyClaims { get; set; }
     /// <summary>Turns per second divided by the baseline INSERTs per second at the same client count.</summary>
     public double? Ratio { get; set; }
     /// <summary>Median latency of a whole turn from claim to completion (ms).</summary>

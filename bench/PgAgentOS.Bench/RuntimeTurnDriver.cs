@@ -112,7 +112,7 @@ internal sealed class RuntimeTurnDriver(bool streamDeltas = true) : ITurnDriver
         {
             throw new InvalidOperationException($"the runtime failed {failed} turn(s): {firstError}");
         }
-        return new TurnRun(completed, seconds, 0, [.. turnMs]) { Waits = sampler.Shares(), Note = firstError };
+        return new TurnRun(completed, seconds, null, [.. turnMs]) { Waits = sampler.Shares(), Note = firstError };
     }
 
     /// <summary>web_search answered at once with three results (about 450 bytes).</summary>

@@ -11,7 +11,7 @@ internal sealed record TurnJob(BenchServer Server, Scenario Scenario, Guid Tenan
     BenchProgress Progress);
 
 /// <summary>What it did.</summary>
-internal sealed record TurnRun(long Completed, double Seconds, long EmptyClaims, List<double> TurnMs)
+internal sealed record TurnRun(long Completed, double Seconds, long? EmptyClaims, List<double> TurnMs)
 {
     /// <summary>Where the workers' backends spent the run.</summary>
     public Dictionary<string, double>? Waits { get; init; }
