@@ -34,7 +34,7 @@ LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
     SELECT CASE
         WHEN CURRENT_USER OPERATOR(pg_catalog.=) 'aos_owner'::pg_catalog.name
-             AND pg_catalog.coalesce(pg_catalog.current_setting('aos.kernel_tenant', true), '') OPERATOR(pg_catalog.<>) ''
+             AND COALESCE(pg_catalog.current_setting('aos.kernel_tenant', true), '') OPERATOR(pg_catalog.<>) ''
             THEN pg_catalog.current_setting('aos.kernel_tenant')::pg_catalog.uuid
         ELSE aos_auth._session_tenant()
     END
@@ -46,7 +46,7 @@ RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
     SELECT CURRENT_USER OPERATOR(pg_catalog.=) 'aos_owner'::pg_catalog.name
-       AND pg_catalog.coalesce(pg_catalog.current_setting('aos.kernel_scope', true), '') OPERATOR(pg_catalog.=) 'all'
+       AND COALESCE(pg_catalog.current_setting('aos.kernel_scope', true), '') OPERATOR(pg_catalog.=) 'all'
 $$;
 ALTER FUNCTION aos_auth.kernel_scope() RESET search_path;
 
