@@ -137,9 +137,9 @@ public static class BenchRunner
         {
             var raw = await LatencyFigures.RawDispatchAsync(server, n, o.LatencySamples, progress, ct);
             var ours = await LatencyFigures.DispatchAsync(server, sc, n, o.LatencySamples, "bench-dispatch-" + n.ToString(CultureInfo.InvariantCulture), progress, ct);
-            var lp = new LatencyPoint { Clients = n, Ours = ours, Raw = raw, RatioP50 = ours.P50 / raw.P50, RatioP99 = ours.P99 / raw.P99 };
+            var lp = Point(n, ours, raw);
             report.Dispatch.Add(lp);
-            progress.Info(F($"dispatch, {n,2} waiting worker(s): p50 {ours.P50:0.00} ms, p99 {ours.P99:0.00} ms; raw LISTEN/NOTIFY claim p50 {raw.P50:0.00} ms, p99 {raw.P99:0.00} ms ({lp.RatioP50:0.0}x)"));
+            progress.Info(F($"dispatch, {n,2} waiting worker(s): p50 {lp.Ours.P50:0.00} ms, p99 {lp.Ours.P99:0.00} ms; raw LISTEN/NOTIFY claim p50 {lp.Raw!.P50:0.00} ms, p99 {lp.Raw.P99:0.00} ms ({lp.RatioP50:0.0}x)"));
         }
 
         // ---- 5. approval latency -------------------------------------------------------------------
@@ -147,16 +147,19 @@ public static class BenchRunner
         foreach (var n in o.Clients)
         {
             var ours = await LatencyFigures.ApprovalAsync(server, sc, n, o.ApprovalSamples, progress, ct);
-            var raw = report.Dispatch.FirstOrDefault(d => d.Clients == n)?.Raw;
-            report.Approval.Add(new LatencyPoint
+            var d = report.Dispatch.FirstOrDefault(x => x.Clients == n);
+            var ap = new LatencyPoint
             {
                 Clients = n,
-                Ours = ours,
-                Raw = raw,
-                RatioP50 = raw is null ? null : ours.P50 / raw.P50,
-                RatioP99 = raw is null ? null : ours.P99 / raw.P99,
-            });
-            progress.Info(F($"approval, {n,2} waiting worker(s): p50 {ours.P50:0.00} ms, p99 {ours.P99:0.00} ms"));
+                Ours = ours.FromCommit,
+                OursFromCommitReturn = ours.FromCommitReturn,
+                Raw = d?.Raw,
+                RawFromCommitReturn = d?.RawFromCommitReturn,
+                RatioP50 = d?.Raw is { } raw ? ours.FromCommit.P50 / raw.P50 : null,
+                RatioP99 = d?.Raw is { } raw2 ? ours.FromCommit.P99 / raw2.P99 : null,
+            };
+            report.Approval.Add(ap);
+            progress.Info(F($"approval, {n,2} waiting worker(s): p50 {ap.Ours.P50:0.00} ms, p99 {ap.Ours.P99:0.00} ms"));
         }
 
         // ---- bytes per step ----------------------------------------------------------------------
@@ -193,8 +196,8 @@ public static class BenchRunner
                 var samples = Math.Max(5, o.LatencySamples / 2);
                 var raw = await LatencyFigures.RawDispatchAsync(server, 1, samples, progress, ct);
                 var ours = await LatencyFigures.DispatchAsync(server, sc, 1, samples, "bench-dispatch-" + size.ToString(CultureInfo.InvariantCulture), progress, ct);
-                g.Dispatch = new LatencyPoint { Clients = 1, Ours = ours, Raw = raw, RatioP50 = ours.P50 / raw.P50, RatioP99 = ours.P99 / raw.P99 };
-                progress.Info(F($"{Human(size)}: dispatch p50 {ours.P50:0.00} ms, p99 {ours.P99:0.00} ms (raw {raw.P50:0.00} / {raw.P99:0.00} ms)"));
+                g.Dispatch = Point(1, ours, raw);
+                progress.Info(F($"{Human(size)}: dispatch p50 {g.Dispatch.Ours.P50:0.00} ms, p99 {g.Dispatch.Ours.P99:0.00} ms (raw {g.Dispatch.Raw!.P50:0.00} / {g.Dispatch.Raw.P99:0.00} ms)"));
                 await Growth.ViewsAsync(server, sc.AdminSource, bigTenant, bigAgent, o.ViewRuns, g, ct);
                 progress.Info(F($"{Human(size)}: realtime_steps {g.Views["realtime_steps"].P50:0.00} ms, tool_call_queue {g.Views["tool_call_queue"].P50:0.00} ms, get_agent_analytics {g.Views["get_agent_analytics"].P50:0.00} ms (tenant with {g.ViewTenantSteps:N0} steps)"));
                 report.Growth.Add(g);
@@ -212,6 +215,17 @@ public static class BenchRunner
         progress.Phase(F($"done in {sw.Elapsed.TotalMinutes:0.0} min"));
         return report;
     }
+
+    private static LatencyPoint Point(int n, LatencyFigures.Latency ours, LatencyFigures.Latency raw) => new()
+    {
+        Clients = n,
+        Ours = ours.FromCommit,
+        OursFromCommitReturn = ours.FromCommitReturn,
+        Raw = raw.FromCommit,
+        RawFromCommitReturn = raw.FromCommitReturn,
+        RatioP50 = ours.FromCommit.P50 / raw.FromCommit.P50,
+        RatioP99 = ours.FromCommit.P99 / raw.FromCommit.P99,
+    };
 
     /// <summary>1e5-style size.</summary>
     public static string Human(long n)

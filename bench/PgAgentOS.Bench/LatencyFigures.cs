@@ -41,9 +41,9 @@ internal static class LatencyFigures
     /// returns is read when the socket delivers it, not when the thread pool gets round to it
     /// (on a busy machine the woken worker could otherwise look faster than the commit).
     /// </summary>
-    private static Task<List<double>> OnSenderThread(Func<List<double>> body)
+    private static Task<List<(double Start, double Return)>> OnSenderThread(Func<List<(double Start, double Return)>> body)
     {
-        var tcs = new TaskCompletionSource<List<double>>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var tcs = new TaskCompletionSource<List<(double Start, double Return)>>(TaskCreationOptions.RunContinuationsAsynchronously);
         var thread = new Thread(() =>
         {
             try
@@ -66,8 +66,15 @@ internal static class LatencyFigures
 
     private static double Ms(long from, long to) => (to - from) * 1000.0 / Stopwatch.Frequency;
 
+    /// <summary>
+    /// A latency measured two ways: from the moment the sender sent its COMMIT (the primary figure: it
+    /// includes that commit's WAL flush, as an enqueue → claimed round trip does) and from the moment the
+    /// COMMIT returned (which a busy machine can make look faster than it is, down to negative values).
+    /// </summary>
+    public sealed record Latency(LatencyStats FromCommit, LatencyStats FromCommitReturn);
+
     /// <summary>Raw: INSERT a job and NOTIFY in one statement; waiting workers wake and claim with SKIP LOCKED.</summary>
-    public static async Task<LatencyStats> RawDispatchAsync(BenchServer server, int workers, int samples, BenchProgress progress,
+    public static async Task<Latency> RawDispatchAsync(BenchServer server, int workers, int samples, BenchProgress progress,
         CancellationToken ct)
     {
         await server.ExecSuperAsync("DELETE FROM bench.raw_queue", ct);
@@ -135,13 +142,13 @@ internal static class LatencyFigures
         }
 
         var tasks = Enumerable.Range(0, workers).Select(w => Task.Run(() => Worker(w), CancellationToken.None)).ToArray();
-        List<double> ms;
+        List<(double Start, double Return)> ms;
         try
         {
             await Task.WhenAny(allReady.Task, Task.WhenAll(tasks)).Unwrap();
             ms = await OnSenderThread(() =>
             {
-                var list = new List<double>(samples);
+                var list = new List<(double Start, double Return)>(samples);
                 using var sender = new NpgsqlConnection(workCs);
                 sender.Open();
                 using var send = new NpgsqlCommand("""
@@ -155,17 +162,24 @@ internal static class LatencyFigures
                 {
                     send.Parameters[0].Value = $"{{\"kind\": \"turn\", \"n\": {s}}}";
                     long id;
-                    using (var r = send.ExecuteReader())
+                    long t0, tr;
+                    using (var tx = sender.BeginTransaction())
                     {
-                        r.Read();
-                        id = r.GetInt64(0);
+                        send.Transaction = tx;
+                        using (var r = send.ExecuteReader())
+                        {
+                            r.Read();
+                            id = r.GetInt64(0);
+                        }
+                        t0 = Stopwatch.GetTimestamp();
+                        tx.Commit();
+                        tr = Stopwatch.GetTimestamp();
                     }
-                    var t0 = Stopwatch.GetTimestamp();
                     var t1 = claimed.Wait(id, ct);
                     done.Wait(id, ct);
                     if (s >= 5)
                     {
-                        list.Add(Ms(t0, t1));
+                        list.Add((Ms(t0, t1), Ms(tr, t1)));
                     }
                     if (s % 25 == 0)
                     {
@@ -181,7 +195,7 @@ internal static class LatencyFigures
             await stop.CancelAsync();
             await Task.WhenAll(tasks);
         }
-        return LatencyStats.Of(ms);
+        return new Latency(LatencyStats.Of([.. ms.Select(m => m.Start)]), LatencyStats.Of([.. ms.Select(m => m.Return)]));
     }
 
     /// <summary>What the waiting workers of figures 4 and 5 report.</summary>
@@ -272,7 +286,7 @@ internal static class LatencyFigures
     }
 
     /// <summary>Figure 4: send_message committed → a waiting worker holds the turn (claim_turn returned).</summary>
-    public static async Task<LatencyStats> DispatchAsync(BenchServer server, Scenario sc, int workers, int samples, string tenantName,
+    public static async Task<Latency> DispatchAsync(BenchServer server, Scenario sc, int workers, int samples, string tenantName,
         BenchProgress progress, CancellationToken ct)
     {
         var (_, app, agent) = await sc.TenantAsync(tenantName, autoApprove: true, bigBudget: false, ct);
@@ -280,13 +294,13 @@ internal static class LatencyFigures
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var allReady = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var tasks = StartWorkers(server, workers, signals, approvals: false, allReady, stop.Token);
-        List<double> ms;
+        List<(double Start, double Return)> ms;
         try
         {
             await Task.WhenAny(allReady.Task, Task.WhenAll(tasks)).Unwrap();
             ms = await OnSenderThread(() =>
             {
-                var list = new List<double>(samples);
+                var list = new List<(double Start, double Return)>(samples);
                 using var conn = sc.AdminSource.OpenConnection();
                 var rng = new Random(12);
                 Guid conv = default;
@@ -298,17 +312,19 @@ internal static class LatencyFigures
                         conv = app.StartConversationAsync(agent, ct: ct).GetAwaiter().GetResult();
                     }
                     Guid turn;
+                    long t0, tr;
                     using (var tx = conn.BeginTransaction())
                     {
                         turn = app.InTransaction(conn, tx).SendMessageAsync(conv, "What is the capital of France?", ct: ct).GetAwaiter().GetResult();
+                        t0 = Stopwatch.GetTimestamp();
                         tx.Commit();
+                        tr = Stopwatch.GetTimestamp();
                     }
-                    var t0 = Stopwatch.GetTimestamp();
                     var t1 = signals.Claimed.Wait(turn, ct);
                     signals.Done.Wait(turn, ct);
                     if (s >= 5)
                     {
-                        list.Add(Ms(t0, t1));
+                        list.Add((Ms(t0, t1), Ms(tr, t1)));
                     }
                     if (s % 25 == 0)
                     {
@@ -324,11 +340,11 @@ internal static class LatencyFigures
             await stop.CancelAsync();
             await Task.WhenAll(tasks);
         }
-        return LatencyStats.Of(ms);
+        return new Latency(LatencyStats.Of([.. ms.Select(m => m.Start)]), LatencyStats.Of([.. ms.Select(m => m.Return)]));
     }
 
     /// <summary>Figure 5: approve_step committed → the waiting worker has claimed the turn and holds the execution ticket.</summary>
-    public static async Task<LatencyStats> ApprovalAsync(BenchServer server, Scenario sc, int workers, int samples, BenchProgress progress,
+    public static async Task<Latency> ApprovalAsync(BenchServer server, Scenario sc, int workers, int samples, BenchProgress progress,
         CancellationToken ct)
     {
         var (_, app, agent) = await sc.TenantAsync("bench-approval-" + workers.ToString(CultureInfo.InvariantCulture),
@@ -337,13 +353,13 @@ internal static class LatencyFigures
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var allReady = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var tasks = StartWorkers(server, workers, signals, approvals: true, allReady, stop.Token);
-        List<double> ms;
+        List<(double Start, double Return)> ms;
         try
         {
             await Task.WhenAny(allReady.Task, Task.WhenAll(tasks)).Unwrap();
             ms = await OnSenderThread(() =>
             {
-                var list = new List<double>(samples);
+                var list = new List<(double Start, double Return)>(samples);
                 using var conn = sc.AdminSource.OpenConnection();
                 var rng = new Random(13);
                 Guid conv = default;
@@ -357,17 +373,19 @@ internal static class LatencyFigures
                     signals.Parked.Wait(turn, ct);
                     signals.ParkedStep.TryRemove(turn, out var step);
                     Thread.Sleep(rng.Next(2, 6));
+                    long t0, tr;
                     using (var tx = conn.BeginTransaction())
                     {
                         app.InTransaction(conn, tx).ApproveStepAsync(step, true, note: "fine", ct: ct).GetAwaiter().GetResult();
+                        t0 = Stopwatch.GetTimestamp();
                         tx.Commit();
+                        tr = Stopwatch.GetTimestamp();
                     }
-                    var t0 = Stopwatch.GetTimestamp();
                     var t1 = signals.Executing.Wait(turn, ct);
                     signals.Done.Wait(turn, ct);
                     if (s >= 3)
                     {
-                        list.Add(Ms(t0, t1));
+                        list.Add((Ms(t0, t1), Ms(tr, t1)));
                     }
                     if (s % 10 == 0)
                     {
@@ -382,6 +400,6 @@ internal static class LatencyFigures
             await stop.CancelAsync();
             await Task.WhenAll(tasks);
         }
-        return LatencyStats.Of(ms);
+        return new Latency(LatencyStats.Of([.. ms.Select(m => m.Start)]), LatencyStats.Of([.. ms.Select(m => m.Return)]));
     }
 }

@@ -260,19 +260,22 @@ public static class Render
         sb.AppendLine("### 4. Dispatch latency and 5. approval latency");
         sb.AppendLine();
         sb.AppendLine("N workers wait, each on its own `LISTEN aos_turn_ready` connection (`AosNotifications.ListenAsync`). One sender");
-        sb.AppendLine("does one thing at a time and measures on the same clock from the return of its commit to the moment a");
-        sb.AppendLine("worker holds the work: for 4, `SendMessageAsync` returned → `ClaimTurnAsync` returned the turn; for 5,");
-        sb.AppendLine("`ApproveStepAsync` returned → the woken worker claimed the turn and `BeginToolExecutionAsync` returned the");
-        sb.AppendLine("ticket. Every woken worker tries to claim; the others find nothing. A conversation serves ten turns, so");
-        sb.AppendLine("claims read some history. The raw round trip: `INSERT … RETURNING` + `pg_notify` in one statement,");
-        sb.AppendLine("the woken worker claims with `UPDATE … (SELECT … FOR UPDATE SKIP LOCKED)` on another connection.");
+        sb.AppendLine("does one thing at a time, on a thread of its own with blocking I/O, and measures on the same clock from the");
+        sb.AppendLine("moment it sends its `COMMIT` to the moment a worker holds the work (so the figure includes that commit's WAL");
+        sb.AppendLine("flush, as an enqueue → claimed round trip does): for 4, `send_message` committed → `ClaimTurnAsync` returned");
+        sb.AppendLine("the turn; for 5, `approve_step` committed → the woken worker claimed the turn and `BeginToolExecutionAsync`");
+        sb.AppendLine("returned the ticket. Every woken worker tries to claim; the others find nothing. A conversation serves ten");
+        sb.AppendLine("turns, so claims read some history. The raw round trip: `INSERT … RETURNING` + `pg_notify` in a transaction,");
+        sb.AppendLine("the woken worker claims with `UPDATE … (SELECT … FOR UPDATE SKIP LOCKED)` on another connection. The last");
+        sb.AppendLine("columns measure from the return of the `COMMIT` instead (on a busy machine they can come out near zero or");
+        sb.AppendLine("negative: the woken worker finished before the sender was scheduled again).");
         sb.AppendLine();
-        sb.AppendLine("| waiting workers | dispatch p50 | p90 | p99 | raw p50 | raw p99 | ratio p50 | approval p50 | p90 | p99 |");
-        sb.AppendLine("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+        sb.AppendLine("| waiting workers | dispatch p50 | p90 | p99 | raw p50 | raw p99 | ratio p50 | approval p50 | p90 | p99 | p50 from the COMMIT's return: dispatch / raw / approval |");
+        sb.AppendLine("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
         foreach (var d in r.Dispatch)
         {
             var a = r.Approval.FirstOrDefault(x => x.Clients == d.Clients);
-            sb.AppendLine(F($"| {d.Clients} | {d.Ours.P50:0.00} ms | {d.Ours.P90:0.00} | {d.Ours.P99:0.00} | {d.Raw?.P50:0.00} | {d.Raw?.P99:0.00} | {d.RatioP50:0.0}× | {a?.Ours.P50:0.00} ms | {a?.Ours.P90:0.00} | {a?.Ours.P99:0.00} |"));
+            sb.AppendLine(F($"| {d.Clients} | {d.Ours.P50:0.00} ms | {d.Ours.P90:0.00} | {d.Ours.P99:0.00} | {d.Raw?.P50:0.00} | {d.Raw?.P99:0.00} | {d.RatioP50:0.0}× | {a?.Ours.P50:0.00} ms | {a?.Ours.P90:0.00} | {a?.Ours.P99:0.00} | {d.OursFromCommitReturn?.P50:0.00} / {d.RawFromCommitReturn?.P50:0.00} / {a?.OursFromCommitReturn?.P50:0.00} ms |"));
         }
         sb.AppendLine();
 

@@ -165,6 +165,10 @@ public sealed class LatencyPoint
     public LatencyStats Ours { get; set; } = new();
     /// <summary>The raw LISTEN/NOTIFY + SKIP LOCKED round trip, where measured.</summary>
     public LatencyStats? Raw { get; set; }
+    /// <summary>Ours measured from the return of the sender's COMMIT instead of its start.</summary>
+    public LatencyStats? OursFromCommitReturn { get; set; }
+    /// <summary>Raw measured from the return of the sender's COMMIT instead of its start.</summary>
+    public LatencyStats? RawFromCommitReturn { get; set; }
     /// <summary>p50 ours / p50 raw.</summary>
     public double? RatioP50 { get; set; }
     /// <summary>p99 ours / p99 raw.</summary>
