@@ -1,5 +1,4 @@
 using System.Text;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using Npgsql;
 using NpgsqlTypes;
@@ -304,7 +303,4 @@ public sealed partial class AosClient
             INSERT INTO aos_egress.allowlist (tenant_id, host, port, skill_key, allow_subdomains, note)
             VALUES (aos_auth.current_tenant(), $1, $2, $3, $4, $5) RETURNING allowlist_id
             """, ct, Text(host), P(port, NpgsqlDbType.Integer), Text(skillKey), P(allowSubdomains, NpgsqlDbType.Boolean), Text(note));
-
-    /// <summary>Serializes an object with the kernel's JSON conventions (snake_case).</summary>
-    internal static string ToJson(object value) => JsonSerializer.Serialize(value, AosJson.Options);
 }

@@ -132,4 +132,41 @@ public sealed record McpServerConfig
     public string? Url { get; init; }
     /// <summary>Headers for the HTTP endpoint (for example Authorization).</summary>
     public IReadOnlyDictionary<string, string> Headers { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>
+    /// Reads server definitions from JSON: {"mcpServers": {"name": {"command": "...", "args": [...],
+    /// "env": {...}}, "other": {"url": "https://...", "headers": {...}}}} (the key "servers" works too).
+    /// </summary>
+    public static Dictionary<string, McpServerConfig> ParseJson(string json)
+    {
+        var root = System.Text.Json.Nodes.JsonNode.Parse(json) as System.Text.Json.Nodes.JsonObject
+                   ?? throw new FormatException("MCP configuration must be a JSON object");
+        var servers = (root["mcpServers"] ?? root["servers"]) as System.Text.Json.Nodes.JsonObject
+                      ?? throw new FormatException("MCP configuration needs an \"mcpServers\" object");
+        var result = new Dictionary<string, McpServerConfig>(StringComparer.Ordinal);
+        foreach (var (name, node) in servers)
+        {
+            if (node is not System.Text.Json.Nodes.JsonObject o)
+            {
+                throw new FormatException($"MCP server {name} must be an object");
+            }
+            static Dictionary<string, string> Map(System.Text.Json.Nodes.JsonNode? n) =>
+                (n as System.Text.Json.Nodes.JsonObject)?.ToDictionary(kv => kv.Key, kv => kv.Value?.ToString() ?? "", StringComparer.Ordinal)
+                ?? new Dictionary<string, string>(StringComparer.Ordinal);
+            var config = new McpServerConfig
+            {
+                Command = o["command"]?.GetValue<string>(),
+                Args = (o["args"] as System.Text.Json.Nodes.JsonArray)?.Select(a => a?.ToString() ?? "").ToList() ?? [],
+                Env = Map(o["env"]),
+                Url = o["url"]?.GetValue<string>(),
+                Headers = Map(o["headers"]),
+            };
+            if (string.IsNullOrWhiteSpace(config.Command) == string.IsNullOrWhiteSpace(config.Url))
+            {
+                throw new FormatException($"MCP server {name} needs either \"command\" (stdio) or \"url\" (HTTP)");
+            }
+            result[name] = config;
+        }
+        return result;
+    }
 }

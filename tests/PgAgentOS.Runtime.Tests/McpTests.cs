@@ -1,4 +1,9 @@
 using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using ModelContextProtocol.Server;
 using PgAgentOS.Client;
 using PgAgentOS.Runtime.Mcp;
 
@@ -84,5 +89,63 @@ public static class TestWorker
         var config = dir.Name;
         var candidate = Path.Combine(dir.Parent!.Parent!.FullName, "PgAgentOS.WorkerHost", config, "aos-test-worker.dll");
         return File.Exists(candidate) ? candidate : throw new FileNotFoundException("aos-test-worker.dll was not built", candidate);
+    }
+}
+
+/// <summary>MCP configuration files.</summary>
+public sealed class McpConfigTests
+{
+    [Fact]
+    public void ServersAreReadFromJson()
+    {
+        var servers = McpServerConfig.ParseJson("""
+            {"mcpServers": {
+              "files": {"command": "npx", "args": ["-y", "server-filesystem", "/srv"], "env": {"DEBUG": "1"}},
+              "tickets": {"url": "https://mcp.example.com/mcp", "headers": {"Authorization": "Bearer x"}}}}
+            """);
+        Assert.Equal("npx", servers["files"].Command);
+        Assert.Equal(["-y", "server-filesystem", "/srv"], servers["files"].Args);
+        Assert.Equal("1", servers["files"].Env["DEBUG"]);
+        Assert.Equal("https://mcp.example.com/mcp", servers["tickets"].Url);
+        Assert.Equal("Bearer x", servers["tickets"].Headers["Authorization"]);
+        Assert.Throws<FormatException>(() => McpServerConfig.ParseJson("""{"mcpServers": {"bad": {}}}"""));
+        Assert.Equal("files_read_file", PgAgentOS.Runtime.Mcp.McpCatalog.SkillKey("files", "read.file"));
+    }
+}
+
+/// <summary>An MCP server over HTTP, in the test process.</summary>
+public sealed class McpHttpTests(KernelDatabase db) : IClassFixture<KernelDatabase>
+{
+    [Fact]
+    public async Task ToolsOfAnHttpServerAreImportedAndCalled()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Services.AddMcpServer().WithHttpTransport().WithTools(
+            [McpServerTool.Create((string city) => $"sunny in {city}",
+                new McpServerToolCreateOptions { Name = "weather", Description = "Weather of a city.", ReadOnly = true })]);
+        await using var app = builder.Build();
+        app.MapMcp("/mcp");
+        await app.StartAsync();
+        var address = app.Urls.First();
+        var servers = new Dictionary<string, McpServerConfig> { ["web"] = new() { Url = address + "/mcp" } };
+
+        var admin = new AosClient(db.DataSource(TestCluster.Admin));
+        var tenant = await admin.CreateTenantAsync("mcp-http-" + Guid.NewGuid().ToString("N")[..6]);
+        var keys = await new McpCatalog(servers).ImportAsync(admin.ForTenant(tenant), "web");
+        Assert.Equal(["web_weather"], keys);
+
+        await using var connections = new McpConnections(servers);
+        var skill = new SkillImplementation
+        {
+            SkillKey = "web_weather", ImplType = "mcp", Config = new JsonObject { ["server"] = "web", ["tool"] = "weather" },
+        };
+        var call = new PgAgentOS.Runtime.Tools.ToolCall(new TurnContext(), Guid.NewGuid(), Guid.NewGuid(), "c", "web_weather",
+            new JsonObject { ["city"] = "Lyon" }, skill, admin);
+        var r = await new McpTool(connections).RunAsync(call, CancellationToken.None);
+        Assert.True(r.Success, r.Error);
+        Assert.Equal("sunny in Lyon", (string)r.Output!);
+        await app.StopAsync();
     }
 }

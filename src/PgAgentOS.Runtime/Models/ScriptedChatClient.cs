@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.AI;
@@ -281,15 +280,4 @@ public sealed partial class ScriptedChatClient : IChatClient
 
     [GeneratedRegex(@"\{\{\s*([^{}]+?)\s*\}\}")]
     private static partial Regex Placeholder();
-
-    /// <summary>Joins text pieces (for tests and logs).</summary>
-    internal static string Join(IEnumerable<string> parts)
-    {
-        var sb = new StringBuilder();
-        foreach (var p in parts)
-        {
-            sb.Append(p);
-        }
-        return sb.ToString();
-    }
 }
