@@ -87,8 +87,8 @@ public sealed record BenchOptions
     {
         Preset = "tiny",
         Clients = [1, 2],
-        WarmupSeconds = 0.2,
-        DurationSeconds = 0.5,
+        WarmupSeconds = 0.3,
+        DurationSeconds = 1,
         LatencySamples = 6,
         ApprovalSamples = 4,
         GrowthSizes = [2_000],

@@ -1,3 +1,4 @@
+using Xunit.Abstractions;
 using System.Text.Json;
 
 namespace PgAgentOS.Bench.Tests;
@@ -7,13 +8,16 @@ namespace PgAgentOS.Bench.Tests;
 /// of what it produces (every figure present, numbers finite and positive, the JSON, the table, the
 /// regenerated docs keeping their hand-written findings), never its timings.
 /// </summary>
-public sealed class BenchSmokeTests
+public sealed class BenchSmokeTests(ITestOutputHelper output)
 {
     [Fact]
     public async Task TheTinyBenchProducesEveryFigure()
     {
         var options = BenchOptions.Tiny;
-        var r = await BenchRunner.RunAsync(options, BenchProgress.Silent);
+        var log = new StringWriter();
+        var r = await BenchRunner.RunAsync(options, new BenchProgress(log, live: false));
+        output.WriteLine(log.ToString());
+        output.WriteLine(Render.Table(r));
 
         Assert.Equal(options.Clients, r.Clients);
         Assert.Equal(options.Clients.Count, r.RawInsertNpgsql.Count);
