@@ -256,6 +256,13 @@ public static class Render
             sb.AppendLine(F($"| {p.Clients}, {p.Driver} | {p.Turns:N0} | {p.TurnsPerSecond:N0} | {p.Ratio:0.000} | {p.CommitsPerTurn:0.00} | {p.WriteTransactionsPerTurn:0.00} | {p.SendCommitsPerTurn:0.00} | {(p.EmptyClaims is { } ec ? ec.ToString(CultureInfo.InvariantCulture) : "—")} | {p.P50Ms:0.0} ms | {WaitSampler.Describe(p.Waits)} |"));
         }
         sb.AppendLine();
+        foreach (var p in r.Turns.Where(t => t.Clients == r.Clients.Max()).Concat(r.TurnVariants).Where(t => t.ClientStatements.Count > 0))
+        {
+            sb.AppendLine(F($"What the workers sent per turn ({p.Driver}, {p.Clients} workers): ")
+                + string.Join(", ", p.ClientStatements.Select(c => F($"`{Short(c.Query)}` × {c.PerStep:0.00}"))) + ".");
+            sb.AppendLine();
+        }
+        sb.AppendLine();
 
         sb.AppendLine("### 4. Dispatch latency and 5. approval latency");
         sb.AppendLine();
@@ -369,6 +376,12 @@ public static class Render
     }
 
     private const string DefaultFindings = "\n(Nothing written yet: profile the missed targets and say here what you found.)\n";
+
+    private static string Short(string q)
+    {
+        q = q.Replace("|", "\\|", StringComparison.Ordinal);
+        return q.Length <= 70 ? q : q[..67] + "...";
+    }
 
     private static string Load(double[] l) => l.Length > 0 ? l[0].ToString("0.00", CultureInfo.InvariantCulture) : "?";
 

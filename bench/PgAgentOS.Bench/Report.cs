@@ -154,6 +154,8 @@ public sealed class TurnPoint
     public Dictionary<string, double>? Waits { get; set; }
     /// <summary>Who drove the turns.</summary>
     public string Driver { get; set; } = "";
+    /// <summary>What the workers sent (pg_stat_statements, top level): calls per turn (in PerStep) and time.</summary>
+    public List<StatementStat> ClientStatements { get; set; } = [];
 }
 
 /// <summary>A latency figure at one count of waiting workers.</summary>

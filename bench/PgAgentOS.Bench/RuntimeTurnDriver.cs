@@ -8,7 +8,8 @@ using PgAgentOS.Runtime.Tools;
 namespace PgAgentOS.Bench;
 
 /// <summary>
-/// Figure 3 driven by the real runtime: a <see cref="WorkerHost"/> with N slots over the worker
+/// Figure 3 driven by the real runtime: a <see cref="WorkerHost"/> (its production loop, RunAsync,
+/// stopped when every queued turn has finished) with N slots over the worker
 /// login, the agent on the scripted stand-in model (builtin/scripted: a web_search call, then the
 /// answer, instantly), web_search answered at once by an in-process tool with a canned result of
 /// the usual size. Everything else is the runtime as it ships: its own SDK data source settings,
@@ -52,6 +53,8 @@ internal sealed class RuntimeTurnDriver(bool streamDeltas = true) : ITurnDriver
         var turnMs = new ConcurrentBag<double>();
         long completed = 0, failed = 0;
         var sw = Stopwatch.StartNew();
+        var allDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        double lastDone = 0;
         await using var host = new WorkerHost(source, new WorkerOptions
         {
             WorkerId = "bench-runtime",
@@ -74,6 +77,11 @@ internal sealed class RuntimeTurnDriver(bool streamDeltas = true) : ITurnDriver
                     if (e.Status == "completed")
                     {
                         var done = Interlocked.Increment(ref completed);
+                        if (done >= job.Turns)
+                        {
+                            Volatile.Write(ref lastDone, sw.Elapsed.TotalSeconds);
+                            allDone.TrySetResult();
+                        }
                         if (claimedAt.TryRemove(id, out var t0))
                         {
                             turnMs.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
@@ -96,18 +104,14 @@ internal sealed class RuntimeTurnDriver(bool streamDeltas = true) : ITurnDriver
             }
         };
         var sampler = WaitSampler.Start(job.Server, App);
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        timeout.CancelAfter(TimeSpan.FromSeconds(job.TimeoutSeconds));
-        try
-        {
-            await host.RunUntilIdleAsync(timeout.Token);
-        }
-        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-        {
-            // timed out: count what finished
-        }
-        var seconds = sw.Elapsed.TotalSeconds;
+        // The production loop (RunAsync: slots, LISTEN, polling), stopped once every queued turn is done.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var running = host.RunAsync(stop.Token);
+        await Task.WhenAny(allDone.Task, running, Task.Delay(TimeSpan.FromSeconds(job.TimeoutSeconds), ct));
+        var seconds = allDone.Task.IsCompleted ? Volatile.Read(ref lastDone) : sw.Elapsed.TotalSeconds;
         await sampler.DisposeAsync();
+        await stop.CancelAsync();
+        await running;
         if (Interlocked.Read(ref failed) > 0)
         {
             throw new InvalidOperationException($"the runtime failed {failed} turn(s): {firstError}");

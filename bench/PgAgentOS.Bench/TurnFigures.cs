@@ -174,9 +174,14 @@ internal static class TurnFigures
         }, ct)));
         var s1 = await server.SettledCommitsAsync(ct);
         var x1 = await server.ScalarSuperAsync<long>("SELECT pg_current_xact_id()::text::bigint", ct, "postgres");
+        if (server.HasStatements)
+        {
+            await server.ExecSuperAsync("SELECT pg_stat_statements_reset()", ct);
+        }
 
         var run = await driver.RunAsync(new TurnJob(server, sc, tenant, workers, turns, timeoutSeconds, progress), ct);
         var x2 = await server.ScalarSuperAsync<long>("SELECT pg_current_xact_id()::text::bigint", ct, "postgres");
+        var statements = server.HasStatements ? await ClientStatementsAsync(server, run.Completed, ct) : [];
         var s2 = await server.SettledCommitsAsync(ct);
         if (run.Completed == 0)
         {
@@ -195,6 +200,38 @@ internal static class TurnFigures
             P50Ms = run.TurnMs.Count > 0 ? LatencyStats.Of(run.TurnMs).P50 : null,
             Waits = run.Waits,
             Driver = driver.Name,
+            ClientStatements = statements,
         };
+    }
+
+    /// <summary>The statements the workers sent during the run, with their count per turn.</summary>
+    private static async Task<List<StatementStat>> ClientStatementsAsync(BenchServer server, long turns, CancellationToken ct)
+    {
+        var list = new List<StatementStat>();
+        await using var conn = await server.OpenSuperAsync(ct: ct);
+        await using var cmd = new NpgsqlCommand("""
+            SELECT regexp_replace(s.query, '\s+', ' ', 'g'), sum(s.calls)::bigint, sum(s.total_exec_time)
+              FROM pg_stat_statements s
+             WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND s.toplevel
+               AND s.userid = (SELECT oid FROM pg_roles WHERE rolname = $1)
+             GROUP BY 1 ORDER BY 2 DESC LIMIT 15
+            """, conn);
+        cmd.Parameters.AddWithValue(PgAgentOS.Embedded.ClusterLifecycle.WorkerLogin);
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        while (await r.ReadAsync(ct))
+        {
+            var q = r.GetString(0);
+            var n = r.GetInt64(1);
+            list.Add(new StatementStat
+            {
+                Query = q.Length <= 120 ? q : q[..117] + "...",
+                TopLevel = true,
+                Calls = n,
+                PerStep = n / (double)Math.Max(turns, 1),
+                TotalMs = r.GetDouble(2),
+                MeanMs = n > 0 ? r.GetDouble(2) / n : 0,
+            });
+        }
+        return list;
     }
 }
