@@ -1,0 +1,405 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using Npgsql;
+using NpgsqlTypes;
+using PgAgentOS.Client;
+using PgAgentOS.Embedded;
+
+namespace PgAgentOS.Bench;
+
+/// <summary>
+/// Figures 4 and 5: how fast a waiting worker reacts. N workers wait, each on its own LISTEN
+/// connection; one sender makes one thing happen at a time and measures, on the same clock, from
+/// the moment its commit returned to the moment a worker holds the work.
+/// </summary>
+internal static class LatencyFigures
+{
+    /// <summary>Timestamps keyed by an id, whichever side comes first.</summary>
+    private sealed class Rendezvous<TKey> where TKey : notnull
+    {
+        private readonly ConcurrentDictionary<TKey, TaskCompletionSource<long>> _map = new();
+
+        public TaskCompletionSource<long> Get(TKey key) =>
+            _map.GetOrAdd(key, _ => new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously));
+
+        public void Set(TKey key, long value) => Get(key).TrySetResult(value);
+
+        public async Task<long> WaitAsync(TKey key, CancellationToken ct)
+        {
+            var v = await Get(key).Task.WaitAsync(TimeSpan.FromSeconds(15), ct);
+            _map.TryRemove(key, out _);
+            return v;
+        }
+
+        /// <summary>Blocks the calling (sender) thread until the value is there.</summary>
+        public long Wait(TKey key, CancellationToken ct) => WaitAsync(key, ct).GetAwaiter().GetResult();
+    }
+
+    /// <summary>
+    /// Runs the sender on a thread of its own with blocking I/O, so that the moment its commit
+    /// returns is read when the socket delivers it, not when the thread pool gets round to it
+    /// (on a busy machine the woken worker could otherwise look faster than the commit).
+    /// </summary>
+    private static Task<List<(double Start, double Return)>> OnSenderThread(Func<List<(double Start, double Return)>> body)
+    {
+        var tcs = new TaskCompletionSource<List<(double Start, double Return)>>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                tcs.SetResult(body());
+            }
+            catch (Exception e)
+            {
+                tcs.SetException(e);
+            }
+        })
+        {
+            IsBackground = true,
+            Name = "bench-sender",
+            Priority = ThreadPriority.AboveNormal,
+        };
+        thread.Start();
+        return tcs.Task;
+    }
+
+    private static double Ms(long from, long to) => (to - from) * 1000.0 / Stopwatch.Frequency;
+
+    /// <summary>
+    /// A latency measured two ways: from the moment the sender sent its COMMIT (the primary figure: it
+    /// includes that commit's WAL flush, as an enqueue → claimed round trip does) and from the moment the
+    /// COMMIT returned (which a busy machine can make look faster than it is, down to negative values).
+    /// </summary>
+    public sealed record Latency(LatencyStats FromCommit, LatencyStats FromCommitReturn);
+
+    /// <summary>Raw: INSERT a job and NOTIFY in one statement; waiting workers wake and claim with SKIP LOCKED.</summary>
+    public static async Task<Latency> RawDispatchAsync(BenchServer server, int workers, int samples, BenchProgress progress,
+        CancellationToken ct)
+    {
+        await server.ExecSuperAsync("DELETE FROM bench.raw_queue", ct);
+        var claimed = new Rendezvous<long>();
+        var done = new Rendezvous<long>();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var listenCs = server.ConnectionString(ClusterLifecycle.WorkerLogin, "aos-bench-raw-listen");
+        var workCs = server.ConnectionString(ClusterLifecycle.WorkerLogin, RawFigures.App);
+        var ready = 0;
+        var allReady = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        async Task Worker(int w)
+        {
+            await using var listen = new NpgsqlConnection(listenCs);
+            await using var work = new NpgsqlConnection(workCs);
+            await listen.OpenAsync(ct);
+            await work.OpenAsync(ct);
+            await using var claim = new NpgsqlCommand("""
+                UPDATE bench.raw_queue SET status = 'running', worker = $1
+                 WHERE id = (SELECT id FROM bench.raw_queue WHERE status = 'ready' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+                RETURNING id
+                """, work);
+            claim.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Text, Value = "w" + w.ToString(CultureInfo.InvariantCulture) });
+            await claim.PrepareAsync(ct);
+            await using var finish = new NpgsqlCommand("DELETE FROM bench.raw_queue WHERE id = $1", work);
+            var idp = new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Bigint, Value = 0L };
+            finish.Parameters.Add(idp);
+            await finish.PrepareAsync(ct);
+            var pending = 0;
+            listen.Notification += (_, _) => Interlocked.Increment(ref pending);
+            await using (var l = new NpgsqlCommand("LISTEN raw_ready", listen))
+            {
+                await l.ExecuteNonQueryAsync(ct);
+            }
+            if (Interlocked.Increment(ref ready) == workers)
+            {
+                allReady.TrySetResult();
+            }
+            try
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    if (Interlocked.Exchange(ref pending, 0) == 0)
+                    {
+                        await listen.WaitAsync(stop.Token);
+                        if (Interlocked.Exchange(ref pending, 0) == 0)
+                        {
+                            continue;
+                        }
+                    }
+                    var id = (long?)await claim.ExecuteScalarAsync(stop.Token);
+                    if (id is null)
+                    {
+                        continue;
+                    }
+                    claimed.Set(id.Value, Stopwatch.GetTimestamp());
+                    idp.Value = id.Value;
+                    await finish.ExecuteNonQueryAsync(stop.Token);
+                    done.Set(id.Value, 0);
+                }
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+            }
+        }
+
+        var tasks = Enumerable.Range(0, workers).Select(w => Task.Run(() => Worker(w), CancellationToken.None)).ToArray();
+        List<(double Start, double Return)> ms;
+        try
+        {
+            await Task.WhenAny(allReady.Task, Task.WhenAll(tasks)).Unwrap();
+            ms = await OnSenderThread(() =>
+            {
+                var list = new List<(double Start, double Return)>(samples);
+                using var sender = new NpgsqlConnection(workCs);
+                sender.Open();
+                using var send = new NpgsqlCommand("""
+                    WITH j AS (INSERT INTO bench.raw_queue (payload) VALUES ($1) RETURNING id)
+                    SELECT id, pg_notify('raw_ready', id::text) FROM j
+                    """, sender);
+                send.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Jsonb, Value = "{}" });
+                send.Prepare();
+                var rng = new Random(11);
+                for (var s = 0; s < samples + 5; s++)
+                {
+                    send.Parameters[0].Value = $"{{\"kind\": \"turn\", \"n\": {s}}}";
+                    long id;
+                    long t0, tr;
+                    using (var tx = sender.BeginTransaction())
+                    {
+                        send.Transaction = tx;
+                        using (var r = send.ExecuteReader())
+                        {
+                            r.Read();
+                            id = r.GetInt64(0);
+                        }
+                        t0 = Stopwatch.GetTimestamp();
+                        tx.Commit();
+                        tr = Stopwatch.GetTimestamp();
+                    }
+                    var t1 = claimed.Wait(id, ct);
+                    done.Wait(id, ct);
+                    if (s >= 5)
+                    {
+                        list.Add((Ms(t0, t1), Ms(tr, t1)));
+                    }
+                    if (s % 25 == 0)
+                    {
+                        progress.Tick($"raw LISTEN/NOTIFY claim, {workers} worker(s): {s}/{samples}");
+                    }
+                    Thread.Sleep(rng.Next(2, 6));
+                }
+                return list;
+            });
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await Task.WhenAll(tasks);
+        }
+        return new Latency(LatencyStats.Of([.. ms.Select(m => m.Start)]), LatencyStats.Of([.. ms.Select(m => m.Return)]));
+    }
+
+    /// <summary>What the waiting workers of figures 4 and 5 report.</summary>
+    private sealed class Signals
+    {
+        public Rendezvous<Guid> Claimed { get; } = new();
+        public Rendezvous<Guid> Parked { get; } = new();
+        public Rendezvous<Guid> Executing { get; } = new();
+        public Rendezvous<Guid> Done { get; } = new();
+        public ConcurrentDictionary<Guid, Guid> ParkedStep { get; } = new();
+    }
+
+    /// <summary>
+    /// N runtime-like workers: each waits on its own LISTEN aos_turn_ready connection and claims
+    /// when woken. A fresh turn of an approval agent gets a tool call (and parks); a turn with an
+    /// approved call gets its ticket (the tool starts) and is finished; any other turn is answered.
+    /// </summary>
+    private static Task[] StartWorkers(BenchServer server, int workers, Signals signals, bool approvals, TaskCompletionSource allReady,
+        CancellationToken stop)
+    {
+        var workerSource = server.DataSource(ClusterLifecycle.WorkerLogin, "aos-bench-latency");
+        var listenSource = server.DataSource(ClusterLifecycle.WorkerLogin, "aos-bench-latency-listen");
+        var client = new AosClient(workerSource);
+        var ready = 0;
+
+        async Task Worker(int w)
+        {
+            var m = new StepFigures.Material(900 + w);
+            var name = "bench-latency-" + w.ToString(CultureInfo.InvariantCulture);
+            try
+            {
+                await foreach (var n in AosNotifications.ListenAsync(listenSource, [AosNotifications.TurnReady], TimeSpan.FromSeconds(60), stop))
+                {
+                    if (n.Channel == "poll")
+                    {
+                        if (n.Payload == "listening" && Interlocked.Increment(ref ready) == workers)
+                        {
+                            allReady.TrySetResult();
+                        }
+                        continue;
+                    }
+                    var ctx = await client.ClaimTurnAsync(name, 30, null, stop);
+                    if (ctx is null)
+                    {
+                        continue;
+                    }
+                    var t = Stopwatch.GetTimestamp();
+                    var lease = ctx.LeaseToken!.Value;
+                    signals.Claimed.Set(ctx.TurnId, t);
+                    if (ctx.ApprovedToolCalls.Count > 0)
+                    {
+                        var call = ctx.ApprovedToolCalls[0];
+                        var ticket = await client.BeginToolExecutionAsync(ctx.TurnId, lease, call.StepId, call.Name,
+                            System.Text.Json.Nodes.JsonNode.Parse(call.Arguments.GetRawText())!, stop);
+                        signals.Executing.Set(ctx.TurnId, Stopwatch.GetTimestamp());
+                        await client.RecordToolResultAsync(ctx.TurnId, call.Name, m.Results[0], leaseToken: lease, ticket: ticket, ct: stop);
+                        await client.RecordResponseAsync(ctx.TurnId, lease, new ModelResponse { Text = m.Answers[0], Usage = new Usage(900, 50) }, stop);
+                        signals.Done.Set(ctx.TurnId, 0);
+                    }
+                    else if (approvals)
+                    {
+                        var r = await client.RecordResponseAsync(ctx.TurnId, lease, new ModelResponse
+                        {
+                            Thinking = m.Thinking[0],
+                            ToolCalls = [new ModelToolCall("call_1", "web_search", m.Args[0])],
+                            Usage = new Usage(800, 40),
+                        }, stop);
+                        if (r.Status != "waiting_approval")
+                        {
+                            throw new InvalidOperationException($"the tool call did not wait for approval ({r.Status})");
+                        }
+                        signals.ParkedStep[ctx.TurnId] = r.ToolCalls[0].StepId;
+                        signals.Parked.Set(ctx.TurnId, 0);
+                    }
+                    else
+                    {
+                        await client.RecordResponseAsync(ctx.TurnId, lease, new ModelResponse { Text = m.Answers[0], Usage = new Usage(500, 30) }, stop);
+                        signals.Done.Set(ctx.TurnId, 0);
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+            }
+        }
+
+        return [.. Enumerable.Range(0, workers).Select(w => Task.Run(() => Worker(w), CancellationToken.None))];
+    }
+
+    /// <summary>Figure 4: send_message committed → a waiting worker holds the turn (claim_turn returned).</summary>
+    public static async Task<Latency> DispatchAsync(BenchServer server, Scenario sc, int workers, int samples, string tenantName,
+        BenchProgress progress, CancellationToken ct)
+    {
+        var (_, app, agent) = await sc.TenantAsync(tenantName, autoApprove: true, bigBudget: false, ct);
+        var signals = new Signals();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var allReady = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var tasks = StartWorkers(server, workers, signals, approvals: false, allReady, stop.Token);
+        List<(double Start, double Return)> ms;
+        try
+        {
+            await Task.WhenAny(allReady.Task, Task.WhenAll(tasks)).Unwrap();
+            ms = await OnSenderThread(() =>
+            {
+                var list = new List<(double Start, double Return)>(samples);
+                using var conn = sc.AdminSource.OpenConnection();
+                var rng = new Random(12);
+                Guid conv = default;
+                for (var s = 0; s < samples + 5; s++)
+                {
+                    if (s % 10 == 0)
+                    {
+                        // a conversation serves ten turns: claims read up to nine earlier turns of history
+                        conv = app.StartConversationAsync(agent, ct: ct).GetAwaiter().GetResult();
+                    }
+                    Guid turn;
+                    long t0, tr;
+                    using (var tx = conn.BeginTransaction())
+                    {
+                        turn = app.InTransaction(conn, tx).SendMessageAsync(conv, "What is the capital of France?", ct: ct).GetAwaiter().GetResult();
+                        t0 = Stopwatch.GetTimestamp();
+                        tx.Commit();
+                        tr = Stopwatch.GetTimestamp();
+                    }
+                    var t1 = signals.Claimed.Wait(turn, ct);
+                    signals.Done.Wait(turn, ct);
+                    if (s >= 5)
+                    {
+                        list.Add((Ms(t0, t1), Ms(tr, t1)));
+                    }
+                    if (s % 25 == 0)
+                    {
+                        progress.Tick($"dispatch send_message → claimed, {workers} worker(s): {s}/{samples}");
+                    }
+                    Thread.Sleep(rng.Next(2, 6));
+                }
+                return list;
+            });
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await Task.WhenAll(tasks);
+        }
+        return new Latency(LatencyStats.Of([.. ms.Select(m => m.Start)]), LatencyStats.Of([.. ms.Select(m => m.Return)]));
+    }
+
+    /// <summary>Figure 5: approve_step committed → the waiting worker has claimed the turn and holds the execution ticket.</summary>
+    public static async Task<Latency> ApprovalAsync(BenchServer server, Scenario sc, int workers, int samples, BenchProgress progress,
+        CancellationToken ct)
+    {
+        var (_, app, agent) = await sc.TenantAsync("bench-approval-" + workers.ToString(CultureInfo.InvariantCulture),
+            autoApprove: false, bigBudget: false, ct);
+        var signals = new Signals();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var allReady = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var tasks = StartWorkers(server, workers, signals, approvals: true, allReady, stop.Token);
+        List<(double Start, double Return)> ms;
+        try
+        {
+            await Task.WhenAny(allReady.Task, Task.WhenAll(tasks)).Unwrap();
+            ms = await OnSenderThread(() =>
+            {
+                var list = new List<(double Start, double Return)>(samples);
+                using var conn = sc.AdminSource.OpenConnection();
+                var rng = new Random(13);
+                Guid conv = default;
+                for (var s = 0; s < samples + 3; s++)
+                {
+                    if (s % 10 == 0)
+                    {
+                        conv = app.StartConversationAsync(agent, ct: ct).GetAwaiter().GetResult();
+                    }
+                    var turn = app.SendMessageAsync(conv, "Look up today's weather in Paris.", ct: ct).GetAwaiter().GetResult();
+                    signals.Parked.Wait(turn, ct);
+                    signals.ParkedStep.TryRemove(turn, out var step);
+                    Thread.Sleep(rng.Next(2, 6));
+                    long t0, tr;
+                    using (var tx = conn.BeginTransaction())
+                    {
+                        app.InTransaction(conn, tx).ApproveStepAsync(step, true, note: "fine", ct: ct).GetAwaiter().GetResult();
+                        t0 = Stopwatch.GetTimestamp();
+                        tx.Commit();
+                        tr = Stopwatch.GetTimestamp();
+                    }
+                    var t1 = signals.Executing.Wait(turn, ct);
+                    signals.Done.Wait(turn, ct);
+                    if (s >= 3)
+                    {
+                        list.Add((Ms(t0, t1), Ms(tr, t1)));
+                    }
+                    if (s % 10 == 0)
+                    {
+                        progress.Tick($"approval approve_step → tool started, {workers} worker(s): {s}/{samples}");
+                    }
+                }
+                return list;
+            });
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await Task.WhenAll(tasks);
+        }
+        return new Latency(LatencyStats.Of([.. ms.Select(m => m.Start)]), LatencyStats.Of([.. ms.Select(m => m.Return)]));
+    }
+}
