@@ -137,8 +137,11 @@ public sealed class BenchServer : IAsyncDisposable
             """, ct);
     }
 
-    /// <summary>A pooled data source for a login (null: superuser), tagged with an application name.</summary>
-    public NpgsqlDataSource DataSource(string? login, string applicationName, int maxPool = 200, bool noResetOnClose = false)
+    /// <summary>
+    /// A pooled data source for a login (null: superuser), tagged with an application name; like
+    /// AosClient.CreateDataSource, pooled connections are not reset with DISCARD ALL unless asked.
+    /// </summary>
+    public NpgsqlDataSource DataSource(string? login, string applicationName, int maxPool = 200, bool noResetOnClose = true)
     {
         var b = new NpgsqlConnectionStringBuilder(Cluster.ConnectionString(Database, login))
         {

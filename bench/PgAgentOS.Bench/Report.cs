@@ -35,7 +35,7 @@ public sealed class BenchReport
     public List<ThroughputPoint> RawQueue { get; set; } = [];
     /// <summary>2: steps recorded through the SDK by workers holding a leased turn.</summary>
     public List<ThroughputPoint> Steps { get; set; } = [];
-    /// <summary>2, again at the largest client count, with Npgsql's No Reset On Close (no DISCARD ALL between SDK calls).</summary>
+    /// <summary>2, again at the largest client count, over a data source with Npgsql's default reset (DISCARD ALL between SDK calls).</summary>
     public ThroughputPoint? StepsNoReset { get; set; }
     /// <summary>3: whole 5-step turns.</summary>
     public List<TurnPoint> Turns { get; set; } = [];
