@@ -113,7 +113,7 @@ public static class Targets
             Figure = fig,
             What = "drift of " + what,
             Target = "≤ 10 %",
-            Measured = d is { } dd ? F($"{dd * 100:+0;-0;0} % ({a:0.00} → {b:0.00})") : "not measured",
+            Measured = d is { } dd ? F($"{dd * 100:+0;-0;0} % ({a:G3} → {b:G3})") : "not measured",
             Met = d is { } dd2 ? Math.Abs(dd2) <= 0.10 : null,
         };
     }
