@@ -258,6 +258,7 @@ public sealed record BenchOptions
           --work-dir DIR          where the temporary cluster lives (default: the system temp directory)
           --keep                  leave the cluster running afterwards (its URL is printed)
           --no-pgbench            use the plain Npgsql loop as the raw INSERT baseline
+          --render REPORT.json [--docs PATH]   print the table (and rewrite the docs) from a saved report
           --prototype NAME        apply bench/PgAgentOS.Bench/prototypes/NAME.sql to the bench's cluster after the
                                   kernel (a proposed fix, measured; never the kernel as built; no docs by default)
         """;

@@ -8,6 +8,24 @@ if (args.Any(a => a is "-h" or "--help"))
     return 0;
 }
 
+// --render REPORT.json [--docs PATH]: the table and the docs again from a JSON report, without measuring.
+if (args.Length >= 2 && args[0] == "--render")
+{
+    var saved = System.Text.Json.JsonSerializer.Deserialize<BenchReport>(await File.ReadAllTextAsync(args[1]), BenchReport.Json)
+                ?? throw new InvalidOperationException($"{args[1]} is not a bench report");
+    saved.Targets = Targets.Check(saved);
+    Console.WriteLine(Render.Table(saved));
+    Console.WriteLine(Render.TargetTable(saved));
+    var docIndex = Array.IndexOf(args, "--docs");
+    if (docIndex > 0 && docIndex + 1 < args.Length)
+    {
+        var path = args[docIndex + 1];
+        await File.WriteAllTextAsync(path, Render.Docs(saved, File.Exists(path) ? await File.ReadAllTextAsync(path) : null));
+        Console.WriteLine($"regenerated {path}");
+    }
+    return 0;
+}
+
 BenchOptions options;
 try
 {

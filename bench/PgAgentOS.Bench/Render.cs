@@ -259,7 +259,7 @@ public static class Render
         foreach (var p in r.Turns.Where(t => t.Clients == r.Clients.Max()).Concat(r.TurnVariants).Where(t => t.ClientStatements.Count > 0))
         {
             sb.AppendLine(F($"What the workers sent per turn ({p.Driver}, {p.Clients} workers): ")
-                + string.Join(", ", p.ClientStatements.Select(c => F($"`{Short(c.Query)}` × {c.PerStep:0.00}"))) + ".");
+                + string.Join(", ", p.ClientStatements.Where(c => c.PerStep >= 0.01).Select(c => F($"`{Short(c.Query)}` × {c.PerStep:0.00}"))) + ".");
             sb.AppendLine();
         }
         sb.AppendLine();

@@ -113,10 +113,13 @@ public static class Targets
             Figure = fig,
             What = "drift of " + what,
             Target = "≤ 10 %",
-            Measured = d is { } dd ? F($"{dd * 100:+0;-0;0} % ({a:0.00} → {b:0.00})") : "not measured",
+            Measured = d is { } dd ? F($"{dd * 100:+0;-0;0} % ({Num(a!.Value)} → {Num(b!.Value)})") : "not measured",
             Met = d is { } dd2 ? Math.Abs(dd2) <= 0.10 : null,
         };
     }
 
     private static string F(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
+
+    private static string Num(double v) =>
+        v.ToString(Math.Abs(v) >= 100 ? "0" : Math.Abs(v) >= 1 ? "0.00" : "0.000", CultureInfo.InvariantCulture);
 }

@@ -84,6 +84,9 @@ public sealed class BenchSmokeTests(ITestOutputHelper output)
             Assert.True(json.RootElement.TryGetProperty(key, out _), $"the JSON report has {key}");
         }
 
+        var back = JsonSerializer.Deserialize<BenchReport>(r.ToJson(), BenchReport.Json)!;
+        Assert.Equal(Render.Table(r), Render.Table(back)); // aos bench --render re-renders a saved report
+
         var table = Render.Table(r);
         Assert.Contains("| 2 | steps through the SDK |", table, StringComparison.Ordinal);
         Assert.Contains("| 4 | dispatch latency p50 / p99 |", table, StringComparison.Ordinal);
