@@ -620,6 +620,7 @@ BEGIN
                AND s.status IN ('pending', 'needs_review')),
         'thinking_visible', coalesce((v_agent.config ->> 'thinking_visible')::boolean, true),
         'stream_channel', aos_agent._stream_channel(p_tenant_id),
+        'skills', aos_agent._agent_skills(p_tenant_id, v_agent.agent_id),
         'script', v_agent.config -> 'script');
 END
 $$;

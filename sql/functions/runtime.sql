@@ -1,6 +1,27 @@
 -- pgAgentOS kernel — what the runtime's workers need beyond the agent loop: how the tools of a
 -- turn are implemented, and a read-only tenant binding for the sql_query tool.
 
+-- _agent_skills: how the granted tools of an agent are implemented (also in the turn context, so
+-- that a worker needs no second call after its claim).
+CREATE FUNCTION aos_agent._agent_skills(p_tenant_id uuid, p_agent_id uuid)
+RETURNS jsonb
+LANGUAGE sql STABLE
+AS $$
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+               'skill_key', s.skill_key, 'impl_type', i.impl_type, 'config', coalesce(i.config, '{}'),
+               'idempotent', s.idempotent, 'timeout_ms', s.timeout_ms, 'risk_level', s.risk_level,
+               'input_schema', s.input_schema) ORDER BY o.ord), '[]')
+      FROM aos_agent.agent a
+     CROSS JOIN LATERAL unnest(a.tools) WITH ORDINALITY o(key, ord)
+     CROSS JOIN LATERAL aos_agent._skill(p_tenant_id, o.key) s
+      LEFT JOIN LATERAL (SELECT x.impl_type, x.config FROM aos_skills.skill_impl x
+                          WHERE x.tenant_id = s.tenant_id AND x.skill_key = s.skill_key AND x.enabled
+                          ORDER BY x.version DESC LIMIT 1) i ON true
+     WHERE a.tenant_id = p_tenant_id AND a.agent_id = p_agent_id AND s.skill_key IS NOT NULL
+       AND coalesce((aos_agent._role_skill(p_tenant_id, a.role_key, o.key)).allowed, false)
+$$;
+COMMENT ON FUNCTION aos_agent._agent_skills(uuid, uuid) IS 'Internal: the implementations of an agent''s granted tools (skill, impl_type, config, idempotency, timeout, risk, schema).';
+
 -- turn_skills: SECURITY DEFINER because skills and their implementations are tenant tables the
 -- worker role cannot read; the lease token names the turn (and so the tenant and agent).
 CREATE FUNCTION aos_agent.turn_skills(p_turn_id uuid, p_lease_token uuid)
@@ -12,27 +33,11 @@ SET aos.kernel_scope = ''
 AS $$
 DECLARE
     v_target record;
-    v_role   text;
-    v_tools  text[];
 BEGIN
     PERFORM aos_core._check_id(p_turn_id, 'turn id');
     PERFORM aos_core._check_id(p_lease_token, 'lease token');
     SELECT * INTO v_target FROM aos_agent._lease_target(p_turn_id, p_lease_token);
-    PERFORM aos_auth._act_as(v_target.tenant_id);
-    SELECT a.tools, a.role_key INTO v_tools, v_role
-      FROM aos_agent.agent a WHERE a.tenant_id = v_target.tenant_id AND a.agent_id = v_target.agent_id;
-    RETURN (
-        SELECT coalesce(jsonb_agg(jsonb_build_object(
-                   'skill_key', s.skill_key, 'impl_type', i.impl_type, 'config', coalesce(i.config, '{}'),
-                   'idempotent', s.idempotent, 'timeout_ms', s.timeout_ms, 'risk_level', s.risk_level,
-                   'input_schema', s.input_schema) ORDER BY o.ord), '[]')
-          FROM unnest(v_tools) WITH ORDINALITY o(key, ord)
-          CROSS JOIN LATERAL aos_agent._skill(v_target.tenant_id, o.key) s
-          LEFT JOIN LATERAL (SELECT x.impl_type, x.config FROM aos_skills.skill_impl x
-                              WHERE x.tenant_id = s.tenant_id AND x.skill_key = s.skill_key AND x.enabled
-                              ORDER BY x.version DESC LIMIT 1) i ON true
-         WHERE s.skill_key IS NOT NULL
-           AND coalesce((aos_agent._role_skill(v_target.tenant_id, v_role, o.key)).allowed, false));
+    RETURN aos_agent._agent_skills(v_target.tenant_id, v_target.agent_id);
 END
 $$;
 COMMENT ON FUNCTION aos_agent.turn_skills(uuid, uuid) IS

@@ -116,6 +116,34 @@ public sealed partial class AosClient
         (await ScalarAsync<string>("SELECT aos_agent.stream_channel()", ct))!;
 
     /// <summary>How the tools of the turn a worker holds are implemented.</summary>
+    /// <summary>
+    /// Records a tool result (with the ticket) and reads the turn's fresh context in the same round
+    /// trip and the same implicit transaction: what a worker needs before it calls the model again.
+    /// </summary>
+    public async Task<(Guid StepId, TurnContext Context)> RecordToolResultAndContextAsync(Guid turnId, string toolName, JsonNode? output, bool success,
+        string? errorMessage, Guid leaseToken, Guid ticket, CancellationToken ct = default)
+    {
+        return await RunAsync(async (conn, tx) =>
+        {
+            await using var batch = BindBatch(conn, tx);
+            batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT aos_agent.record_tool_result($1, $2, $3, $4, $5, $6, $7)")
+            {
+                Parameters =
+                {
+                    Uuid(turnId), Text(toolName), Jsonb(output), P(success, NpgsqlDbType.Boolean), Text(errorMessage), Uuid(leaseToken), Uuid(ticket),
+                },
+            });
+            batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT aos_agent.run_turn($1, $2)::text") { Parameters = { Uuid(turnId), Uuid(leaseToken) } });
+            await using var reader = await batch.ExecuteReaderAsync(ct);
+            await reader.ReadAsync(ct);
+            var step = reader.GetGuid(0);
+            await reader.NextResultAsync(ct);
+            await reader.ReadAsync(ct);
+            var context = Parse<TurnContext>(reader.GetString(0))!;
+            return (step, context);
+        }, ct);
+    }
+
     public async Task<IReadOnlyList<SkillImplementation>> TurnSkillsAsync(Guid turnId, Guid leaseToken, CancellationToken ct = default) =>
         Parse<List<SkillImplementation>>(await ScalarAsync<string>("SELECT aos_agent.turn_skills($1, $2)::text", ct,
             Uuid(turnId), Uuid(leaseToken))) ?? [];

@@ -110,6 +110,8 @@ public sealed record TurnContext
     public JsonElement? Script { get; init; }
     /// <summary>Whether thinking is shown.</summary>
     public bool ThinkingVisible { get; init; } = true;
+    /// <summary>How the agent's tools are implemented (the same as turn_skills; in the context so that workers need no second call).</summary>
+    public IReadOnlyList<SkillImplementation>? Skills { get; init; }
     /// <summary>The tenant's channel for streamed answer deltas (see AosClient.StreamChannelAsync).</summary>
     public string? StreamChannel { get; init; }
     /// <summary>The worker's lease (claim_turn only).</summary>

@@ -47,6 +47,7 @@ internal sealed class TurnRunner
     private List<ModelToolCall> _lastCalls = [];
     private decimal _costSeen;
     private Dictionary<string, SkillImplementation> _skills = new(StringComparer.Ordinal);
+    private bool _contextFresh;
 
     public TurnRunner(AosClient client, WorkerOptions options, ChatClientFactory models, ToolRegistry tools, ILogger log,
         Action<WorkerEvent> emit, TurnContext ctx)
@@ -124,15 +125,18 @@ internal sealed class TurnRunner
 
     private async Task<TurnOutcome> DriveAsync(CancellationToken ct)
     {
-        _skills = (await _client.TurnSkillsAsync(TurnId, _lease, ct)).ToDictionary(s => s.SkillKey, StringComparer.Ordinal);
+        // The claim's context says how the tools are implemented (older kernels: ask).
+        _skills = (_ctx.Skills ?? await _client.TurnSkillsAsync(TurnId, _lease, ct)).ToDictionary(s => s.SkillKey, StringComparer.Ordinal);
 
         // Calls the kernel approved earlier (after an approval, or idempotent ones after a reclaim).
         var refresh = false;
-        foreach (var call in _ctx.ApprovedToolCalls)
+        var approved = _ctx.ApprovedToolCalls;
+        for (var i = 0; i < approved.Count; i++)
         {
+            var call = approved[i];
             var args = JsonNode.Parse(call.Arguments.GetRawText()) as JsonObject ?? [];
             var ticket = await _client.BeginToolExecutionAsync(TurnId, _lease, call.StepId, call.Name, args, ct);
-            await ExecuteAsync(call.StepId, call.CallId, call.Name, args, ticket, ct);
+            await ExecuteAsync(call.StepId, call.CallId, call.Name, args, ticket, ct, refreshContext: i == approved.Count - 1);
             refresh = true;
         }
 
@@ -141,7 +145,11 @@ internal sealed class TurnRunner
         {
             if (refresh)
             {
-                _ctx = await _client.RunTurnAsync(TurnId, _lease, ct);
+                if (!_contextFresh)
+                {
+                    _ctx = await _client.RunTurnAsync(TurnId, _lease, ct);
+                }
+                _contextFresh = false;
                 if (_ctx.Budget.CostUsd > _costSeen)
                 {
                     // the kernel prices usage from the registry when the provider reports no cost
@@ -184,6 +192,14 @@ internal sealed class TurnRunner
                         status: "waiting_approval");
                     return TurnOutcome.WaitingForApproval;
             }
+            var lastTicketed = -1;
+            for (var i = 0; i < recorded.ToolCalls.Count; i++)
+            {
+                if (recorded.ToolCalls[i].Ticket is not null)
+                {
+                    lastTicketed = i;
+                }
+            }
             for (var i = 0; i < recorded.ToolCalls.Count; i++)
             {
                 var decision = recorded.ToolCalls[i];
@@ -194,7 +210,7 @@ internal sealed class TurnRunner
                         ? _lastCalls[i]
                         : _lastCalls.FirstOrDefault(c => c.Id == decision.CallId && c.Name == decision.Name);
                     var args = call?.Arguments as JsonObject ?? [];
-                    await ExecuteAsync(decision.StepId, decision.CallId, decision.Name, args, ticket, ct);
+                    await ExecuteAsync(decision.StepId, decision.CallId, decision.Name, args, ticket, ct, refreshContext: i == lastTicketed);
                 }
             }
         }
@@ -365,7 +381,12 @@ internal sealed class TurnRunner
         return result;
     }
 
-    private async Task ExecuteAsync(Guid stepId, string? callId, string name, JsonObject args, Guid ticket, CancellationToken ct)
+    /// <summary>
+    /// Runs an approved tool and records its result. The last tool of a response also reads the
+    /// turn's fresh context in the same round trip (refreshContext), for the next model call.
+    /// </summary>
+    private async Task ExecuteAsync(Guid stepId, string? callId, string name, JsonObject args, Guid ticket, CancellationToken ct,
+        bool refreshContext = false)
     {
         var watch = Stopwatch.StartNew();
         _skills.TryGetValue(name, out var skill);
@@ -405,7 +426,15 @@ internal sealed class TurnRunner
                 }
             }
             activity?.SetTag("aos.tool.success", result.Success);
-            await _client.RecordToolResultAsync(TurnId, name, result.Output, result.Success, result.Error, _lease, ticket, ct: ct);
+            if (refreshContext)
+            {
+                (_, _ctx) = await _client.RecordToolResultAndContextAsync(TurnId, name, result.Output, result.Success, result.Error, _lease, ticket, ct);
+                _contextFresh = true;
+            }
+            else
+            {
+                await _client.RecordToolResultAsync(TurnId, name, result.Output, result.Success, result.Error, _lease, ticket, ct: ct);
+            }
         }
         finally
         {

@@ -118,7 +118,11 @@ public sealed class WorkerHost : IAsyncDisposable
                 finally
                 {
                     Interlocked.Decrement(ref _busy);
-                    _wake.Release(1);
+                    // wake one idle slot (bounded: a count that only grows would make idle slots claim for nothing)
+                    if (_wake.CurrentCount < _options.Concurrency)
+                    {
+                        _wake.Release(1);
+                    }
                 }
             }
         }
