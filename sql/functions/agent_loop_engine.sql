@@ -263,7 +263,8 @@ COMMENT ON FUNCTION aos_agent._insert_step(uuid, uuid, uuid, uuid, integer, text
 -- ---------------------------------------------------------------------------------------------
 -- _activate_next: after the active turn finished, hand the conversation to its next queued turn
 -- (or make it idle). Returns the next turn's id.
-CREATE FUNCTION aos_agent._activate_next(p_tenant_id uuid, p_conversation_id uuid, p_after_number integer, p_at timestamptz)
+CREATE FUNCTION aos_agent._activate_next(p_tenant_id uuid, p_conversation_id uuid, p_after_number integer, p_at timestamptz,
+                                         p_notify boolean DEFAULT true)
 RETURNS uuid
 LANGUAGE plpgsql VOLATILE
 AS $$
@@ -293,25 +294,27 @@ BEGIN
            cur_run_started = NULL, cur_deadline = NULL
      WHERE c.tenant_id = p_tenant_id AND c.conversation_id = p_conversation_id
     RETURNING c.run_state INTO v_state;
-    IF v_state = 'ready' THEN
+    IF v_state = 'ready' AND p_notify THEN
         PERFORM pg_notify('aos_turn_ready', v_next.turn_id::text);
     END IF;
-    RETURN v_next.turn_id;
+    RETURN CASE WHEN v_state = 'ready' THEN v_next.turn_id END;
 END
 $$;
-COMMENT ON FUNCTION aos_agent._activate_next(uuid, uuid, integer, timestamptz) IS 'Internal: gives the conversation to its next queued turn, or makes it idle.';
+COMMENT ON FUNCTION aos_agent._activate_next(uuid, uuid, integer, timestamptz, boolean) IS 'Internal: gives the conversation to its next queued turn, or makes it idle.';
 
 -- _finish_turn: a turn ends (completed, failed, cancelled, dead). Its counters move from the
 -- conversation to the turn, open runs and executions close, undecided tool calls are
 -- cancelled, the conversation's totals grow and its next turn becomes active.
-CREATE FUNCTION aos_agent._finish_turn(p_tenant_id uuid, p_turn_id uuid, p_status text, p_answer text, p_error text, p_at timestamptz)
-RETURNS void
+CREATE FUNCTION aos_agent._finish_turn(p_tenant_id uuid, p_turn_id uuid, p_status text, p_answer text, p_error text, p_at timestamptz,
+                                       p_notify_next boolean DEFAULT true)
+RETURNS uuid
 LANGUAGE plpgsql VOLATILE
 AS $$
 DECLARE
     v_turn aos_agent.turn%ROWTYPE;
     v_conv aos_agent.conversation%ROWTYPE;
     v_active boolean;
+    v_next   uuid;
 BEGIN
     SELECT * INTO v_turn FROM aos_agent.turn WHERE tenant_id = p_tenant_id AND turn_id = p_turn_id FOR UPDATE;
     SELECT * INTO v_conv FROM aos_agent.conversation WHERE tenant_id = p_tenant_id AND conversation_id = v_turn.conversation_id FOR UPDATE;
@@ -351,7 +354,7 @@ BEGIN
            SET total_tokens = total_tokens + cur_input_tokens + cur_output_tokens,
                total_cost_usd = total_cost_usd + cur_cost_usd
          WHERE tenant_id = p_tenant_id AND conversation_id = v_turn.conversation_id;
-        PERFORM aos_agent._activate_next(p_tenant_id, v_turn.conversation_id, v_turn.turn_number, p_at);
+        v_next := aos_agent._activate_next(p_tenant_id, v_turn.conversation_id, v_turn.turn_number, p_at, p_notify_next);
     END IF;
     PERFORM aos_core._conversation_event(p_tenant_id, v_turn.conversation_id, 'turn.' || p_status, p_turn_id, p_turn_id,
         jsonb_strip_nulls(jsonb_build_object('answer_sha256', CASE WHEN p_answer IS NULL THEN NULL
@@ -360,9 +363,11 @@ BEGIN
     -- No NOTIFY here: a notifying transaction holds PostgreSQL's notification lock through its
     -- commit, which would serialise every turn's completion. Workers send aos_turn_done after the
     -- commit; watchers poll as well.
+    RETURN v_next;
 END
 $$;
-COMMENT ON FUNCTION aos_agent._finish_turn(uuid, uuid, text, text, text, timestamptz) IS 'Internal: ends a turn and hands the conversation to the next one.';
+COMMENT ON FUNCTION aos_agent._finish_turn(uuid, uuid, text, text, text, timestamptz, boolean) IS
+    'Internal: ends a turn and hands the conversation to the next one; returns that turn when it is ready for a worker.';
 
 -- _park: the active turn waits for people (approval, review, pause); no worker holds it.
 CREATE FUNCTION aos_agent._park(p_tenant_id uuid, p_turn_id uuid, p_turn_status text, p_run_status text, p_at timestamptz)
@@ -768,6 +773,7 @@ DECLARE
     v_budget   text;
     v_tokens   integer;
     v_ntools   integer := jsonb_array_length(p_calls);
+    v_next     uuid;
     i          integer;
 BEGIN
     IF p_lease_token IS NOT NULL THEN
@@ -901,8 +907,12 @@ BEGIN
         RETURN jsonb_build_object('status', 'failed', 'reason', v_budget, 'step_ids', to_jsonb(v_ids), 'tool_calls', v_results);
     END IF;
     IF p_final THEN
-        PERFORM aos_agent._finish_turn(v_tenant, p_turn_id, 'completed', p_text, NULL, v_at);
-        RETURN jsonb_build_object('status', 'completed', 'step_ids', to_jsonb(v_ids), 'tool_calls', v_results);
+        -- A worker's completion does not NOTIFY inside its transaction (a notifying transaction holds
+        -- PostgreSQL's notification lock through its commit, which would serialise all completions):
+        -- the next turn of the conversation is returned, and the worker wakes the others after the commit.
+        v_next := aos_agent._finish_turn(v_tenant, p_turn_id, 'completed', p_text, NULL, v_at, p_lease_token IS NULL);
+        RETURN jsonb_strip_nulls(jsonb_build_object('status', 'completed', 'step_ids', to_jsonb(v_ids), 'tool_calls', v_results,
+                                                    'next_turn_id', CASE WHEN p_lease_token IS NOT NULL THEN v_next END));
     END IF;
     IF v_pending THEN
         PERFORM aos_agent._park(v_tenant, p_turn_id, 'waiting_tool', 'parked', v_at);

@@ -172,11 +172,19 @@ public sealed partial class AosClient
         }
         try
         {
+            // A notifying transaction takes an xid and holds PostgreSQL's notification lock until its
+            // commit is done; with synchronous_commit off that commit does not wait for the WAL flush,
+            // so the lock is held only briefly. A notification is a hint: losing one in a crash is fine.
             await using var conn = await _dataSource.OpenConnectionAsync(ct);
-            await using var cmd = new NpgsqlCommand("SELECT pg_notify($1, $2)", conn);
-            cmd.Parameters.Add(Text(channel));
-            cmd.Parameters.Add(Text(payload));
-            await cmd.ExecuteNonQueryAsync(ct);
+            await using var batch = new NpgsqlBatch(conn)
+            {
+                BatchCommands =
+                {
+                    new NpgsqlBatchCommand("SET LOCAL synchronous_commit TO off"),
+                    new NpgsqlBatchCommand("SELECT pg_notify($1, $2)") { Parameters = { Text(channel), Text(payload) } },
+                },
+            };
+            await batch.ExecuteNonQueryAsync(ct);
         }
         catch (PostgresException e)
         {

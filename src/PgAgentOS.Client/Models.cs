@@ -177,6 +177,13 @@ public sealed record ResponseResult
     public IReadOnlyList<Guid> StepIds { get; init; } = [];
     /// <summary>Decisions on the tool calls.</summary>
     public IReadOnlyList<ToolCallDecision> ToolCalls { get; init; } = [];
+
+    /// <summary>
+    /// When a worker's response completed the turn and the conversation's next turn became ready:
+    /// that turn. The kernel does not NOTIFY aos_turn_ready for it inside the worker's transaction;
+    /// the worker should after its commit (the runtime does).
+    /// </summary>
+    public Guid? NextTurnId { get; init; }
 }
 
 /// <summary>A step as the monitoring views show it.</summary>

@@ -180,7 +180,7 @@ internal sealed class TurnRunner
             {
                 case "completed":
                     Emit(WorkerEventKind.TurnFinished, "completed", status: "completed");
-                    await NotifyDoneAsync();
+                    await NotifyDoneAsync(recorded.NextTurnId);
                     return TurnOutcome.Completed;
                 case "failed":
                     Emit(WorkerEventKind.TurnFinished, recorded.Reason ?? "failed", status: "failed");
@@ -537,11 +537,16 @@ internal sealed class TurnRunner
     /// flush, which would make every turn completion wait for the others. Sent here, after the commit,
     /// from a transaction without writes, it costs nothing of the kind. Best effort: watchers poll too.
     /// </summary>
-    private async Task NotifyDoneAsync()
+    private async Task NotifyDoneAsync(Guid? nextTurn = null)
     {
         try
         {
             await _client.NotifyAsync(AosNotifications.TurnDone, TurnId.ToString());
+            if (nextTurn is { } next)
+            {
+                // the conversation's next turn is ready: wake a worker (the kernel left this to us, after the commit)
+                await _client.NotifyAsync(AosNotifications.TurnReady, next.ToString());
+            }
         }
         catch (Exception e) when (e is AosException || IsDatabaseFailure(e))
         {

@@ -18,7 +18,7 @@ public sealed class SdkFlowTests(KernelDatabase db) : IClassFixture<KernelDataba
         var turn = await app.SendMessageAsync(conv, "find asyncio docs");
 
         await using var worker = new AosClient(db.DataSource(TestCluster.Worker));
-        var ctx = await worker.ClaimTurnAsync("w1", 30);
+        var ctx = await worker.ClaimTurnAsync("w1", 30, tenant);
         Assert.NotNull(ctx);
         Assert.Equal(turn, ctx.TurnId);
         Assert.Equal(tenant, ctx.TenantId);
@@ -41,13 +41,13 @@ public sealed class SdkFlowTests(KernelDatabase db) : IClassFixture<KernelDataba
 
         // The worker's lease is gone while the turn waits.
         await Assert.ThrowsAsync<LeaseLostException>(() => worker.HeartbeatAsync(turn, ctx.LeaseToken!.Value));
-        Assert.Null(await worker.ClaimTurnAsync("w2"));
+        Assert.Null(await worker.ClaimTurnAsync("w2", 30, tenant));
 
         var pending = Assert.Single(await app.PendingApprovalsAsync());
         Assert.Equal(decision.StepId, pending.StepId);
         await app.ApproveStepAsync(decision.StepId, true, note: "ok");
 
-        var ctx2 = await worker.ClaimTurnAsync("w2", 30);
+        var ctx2 = await worker.ClaimTurnAsync("w2", 30, tenant);
         Assert.NotNull(ctx2);
         Assert.Equal(2, ctx2.Attempt);
         var call = Assert.Single(ctx2.ApprovedToolCalls);
@@ -81,5 +81,38 @@ public sealed class SdkFlowTests(KernelDatabase db) : IClassFixture<KernelDataba
         var unbound = new AosClient(db.DataSource(TestCluster.App));
         var denied = await Assert.ThrowsAsync<AosDeniedException>(() => unbound.CreateAgentAsync(tenant, "x"));
         Assert.Equal("AO001", denied.SqlState);
+    }
+
+    [Fact]
+    public async Task AWorkersCompletionHandsBackTheNextTurnInsteadOfNotifyingInItsTransaction()
+    {
+        await using var admin = new AosClient(db.DataSource(TestCluster.Admin));
+        var tenant = await admin.CreateTenantAsync("sdk-next");
+        var app = admin.ForTenant(tenant);
+        var agent = await app.CreateAgentAsync(tenant, "answerer", model: "builtin/scripted");
+        var conv = await app.StartConversationAsync(agent);
+        var first = await app.SendMessageAsync(conv, "one");
+        var second = await app.SendMessageAsync(conv, "two");
+
+        await using var worker = new AosClient(db.DataSource(TestCluster.Worker));
+        await using var listener = await db.OpenAsync(TestCluster.Worker);
+        var heard = new List<string>();
+        listener.Notification += (_, e) => heard.Add(e.Channel + " " + e.Payload);
+        await listener.ExecAsync("LISTEN aos_turn_ready");
+
+        var ctx = await worker.ClaimTurnAsync("w-next", 30, tenant);
+        Assert.Equal(first, ctx!.TurnId);
+        var done = await worker.RecordResponseAsync(first, ctx.LeaseToken, new ModelResponse { Text = "1" });
+        Assert.Equal("completed", done.Status);
+        Assert.Equal(second, done.NextTurnId);
+        await listener.WaitAsync(300);
+        Assert.DoesNotContain($"aos_turn_ready {second}", heard);   // the worker wakes others after its commit
+
+        // By hand (no lease token) the kernel notifies in the transaction, as nobody else would.
+        await app.RunTurnAsync(second);
+        await app.SendMessageAsync(conv, "three");
+        await app.CompleteTurnAsync(second, "2");
+        await listener.WaitAsync(2000);
+        Assert.Contains(heard, h => h.StartsWith("aos_turn_ready ", StringComparison.Ordinal));
     }
 }
