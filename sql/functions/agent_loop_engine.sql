@@ -481,12 +481,7 @@ DECLARE
     v_tools    jsonb;
     v_system   text;
     v_msgs     jsonb := '[]';
-    v_calls    jsonb := '[]';
-    v_call_key text;
-    v_last_asst integer;
-    v_last_turn integer := -1;
     v_active   boolean;
-    r          record;
 BEGIN
     SELECT * INTO v_turn FROM aos_agent.turn WHERE tenant_id = p_tenant_id AND turn_id = p_turn_id;
     IF NOT FOUND THEN
@@ -522,71 +517,63 @@ BEGIN
      WHERE s.skill_key IS NOT NULL
        AND coalesce((aos_agent._role_skill(p_tenant_id, v_agent.role_key, o.key)).allowed, false);
 
-    -- The history: earlier completed turns (the last history_turns of them), then this turn.
-    FOR r IN
-        WITH hist AS (
-            SELECT h.turn_id, h.turn_number FROM aos_agent.turn h
-             WHERE h.tenant_id = p_tenant_id AND h.conversation_id = v_turn.conversation_id
-               AND h.turn_number < v_turn.turn_number AND h.status = 'completed'
-             ORDER BY h.turn_number DESC
-             LIMIT coalesce((v_agent.config ->> 'history_turns')::integer, 20)
-        ), turns AS (
-            SELECT turn_id, turn_number FROM hist
-            UNION ALL SELECT v_turn.turn_id, v_turn.turn_number
-        )
-        SELECT tt.turn_number, s.step_number, s.step_id, s.step_type, s.status, s.content, s.tool_name, s.iteration,
-               coalesce(s.call_id, 'call_' || substr(replace(s.step_id::text, '-', ''), 1, 24)) AS call_id,
-               CASE WHEN s.step_type = 'tool_result' THEN   -- (the lookup runs for tool results only)
-                   (SELECT coalesce(p.call_id, 'call_' || substr(replace(p.step_id::text, '-', ''), 1, 24))
-                      FROM aos_agent.step p WHERE p.tenant_id = p_tenant_id AND p.step_id = s.parent_step_id) END AS parent_call_id,
-               (s.step_type = 'tool_call' AND EXISTS (
-                    SELECT 1 FROM aos_agent.step x
-                     WHERE x.tenant_id = p_tenant_id AND x.turn_id = s.turn_id AND x.parent_step_id = s.step_id
-                       AND x.step_type = 'tool_result')) AS answered
+    -- The history in the common chat format, in one statement: earlier completed turns (the last
+    -- history_turns of them), then this turn. The answered tool calls of one model response (same
+    -- turn and iteration) form one assistant message, placed where the first of them was; a turn's
+    -- answer is its latest override, if any.
+    WITH hist AS (
+        SELECT h.turn_id, h.turn_number FROM aos_agent.turn h
+         WHERE h.tenant_id = p_tenant_id AND h.conversation_id = v_turn.conversation_id
+           AND h.turn_number < v_turn.turn_number AND h.status = 'completed'
+         ORDER BY h.turn_number DESC
+         LIMIT coalesce((v_agent.config ->> 'history_turns')::integer, 20)
+    ), turns AS (
+        SELECT turn_id, turn_number FROM hist
+        UNION ALL SELECT v_turn.turn_id, v_turn.turn_number
+    ), st AS MATERIALIZED (
+        SELECT tt.turn_number, s.step_number, s.step_id, s.step_type, s.content, s.tool_name, s.iteration, s.parent_step_id,
+               coalesce(s.call_id, 'call_' || substr(replace(s.step_id::text, '-', ''), 1, 24)) AS call_id
           FROM turns tt
           JOIN aos_agent.step s ON s.tenant_id = p_tenant_id AND s.turn_id = tt.turn_id
          WHERE s.step_type IN ('user_message', 'inject', 'tool_call', 'tool_result', 'respond', 'override')
-         ORDER BY tt.turn_number, s.step_number
-    LOOP
-        IF r.turn_number <> v_last_turn THEN
-            v_last_turn := r.turn_number;
-            v_last_asst := NULL;
-        END IF;
-        -- Consecutive answered tool calls of one model response form one assistant message.
-        IF jsonb_array_length(v_calls) > 0 AND (r.step_type <> 'tool_call' OR v_call_key <> r.turn_number || ':' || r.iteration) THEN
-            v_msgs := v_msgs || jsonb_build_array(jsonb_build_object('role', 'assistant', 'content', NULL, 'tool_calls', v_calls));
-            v_calls := '[]';
-        END IF;
-        CASE r.step_type
-            WHEN 'user_message' THEN
-                v_msgs := v_msgs || jsonb_build_array(jsonb_build_object('role', 'user', 'content', r.content ->> 'text'));
-            WHEN 'inject' THEN
-                v_msgs := v_msgs || jsonb_build_array(jsonb_build_object('role', coalesce(r.content ->> 'role', 'system'),
-                                                                         'content', r.content ->> 'text'));
-            WHEN 'tool_call' THEN
-                IF r.answered THEN
-                    v_call_key := r.turn_number || ':' || r.iteration;
-                    v_calls := v_calls || jsonb_build_array(jsonb_build_object('id', r.call_id, 'type', 'function',
-                        'function', jsonb_build_object('name', r.tool_name, 'arguments', (r.content -> 'arguments')::text)));
-                END IF;
-            WHEN 'tool_result' THEN
-                v_msgs := v_msgs || jsonb_build_array(jsonb_build_object('role', 'tool', 'tool_call_id', r.parent_call_id,
-                    'content', CASE WHEN NOT coalesce((r.content ->> 'success')::boolean, true)
-                                    THEN 'Error: ' || coalesce(r.content ->> 'error', 'the tool failed')
-                                    WHEN jsonb_typeof(r.content -> 'output') = 'string' THEN r.content ->> 'output'
-                                    ELSE coalesce((r.content -> 'output')::text, 'null') END));
-            WHEN 'respond' THEN
-                v_msgs := v_msgs || jsonb_build_array(jsonb_build_object('role', 'assistant', 'content', r.content ->> 'text'));
-                v_last_asst := jsonb_array_length(v_msgs) - 1;
-            WHEN 'override' THEN
-                IF v_last_asst IS NOT NULL THEN
-                    v_msgs := jsonb_set(v_msgs, ARRAY[v_last_asst::text, 'content'], to_jsonb(r.content ->> 'text'));
-                END IF;
-        END CASE;
-    END LOOP;
-    IF jsonb_array_length(v_calls) > 0 THEN
-        v_msgs := v_msgs || jsonb_build_array(jsonb_build_object('role', 'assistant', 'content', NULL, 'tool_calls', v_calls));
-    END IF;
+    ), results AS (
+        SELECT r.turn_number, r.step_number, r.content, c.call_id AS parent_call_id, r.parent_step_id
+          FROM st r LEFT JOIN st c ON c.step_id = r.parent_step_id
+         WHERE r.step_type = 'tool_result'
+    ), calls AS (
+        SELECT c.turn_number, min(c.step_number) AS pos,
+               jsonb_agg(jsonb_build_object('id', c.call_id, 'type', 'function',
+                   'function', jsonb_build_object('name', c.tool_name, 'arguments', (c.content -> 'arguments')::text))
+                   ORDER BY c.step_number) AS tool_calls
+          FROM st c
+         WHERE c.step_type = 'tool_call' AND EXISTS (SELECT 1 FROM results r WHERE r.parent_step_id = c.step_id)
+         GROUP BY c.turn_number, c.iteration
+    ), overrides AS (
+        SELECT DISTINCT ON (o.turn_number) o.turn_number, o.content ->> 'text' AS text
+          FROM st o WHERE o.step_type = 'override'
+         ORDER BY o.turn_number, o.step_number DESC
+    ), msgs AS (
+        SELECT m.turn_number, m.step_number AS pos,
+               CASE m.step_type
+                   WHEN 'user_message' THEN jsonb_build_object('role', 'user', 'content', m.content ->> 'text')
+                   WHEN 'inject' THEN jsonb_build_object('role', coalesce(m.content ->> 'role', 'system'), 'content', m.content ->> 'text')
+                   ELSE jsonb_build_object('role', 'assistant', 'content', coalesce(o.text, m.content ->> 'text'))
+               END AS msg
+          FROM st m LEFT JOIN overrides o ON o.turn_number = m.turn_number AND m.step_type = 'respond'
+         WHERE m.step_type IN ('user_message', 'inject', 'respond')
+        UNION ALL
+        SELECT r.turn_number, r.step_number,
+               jsonb_build_object('role', 'tool', 'tool_call_id', r.parent_call_id,
+                   'content', CASE WHEN NOT coalesce((r.content ->> 'success')::boolean, true)
+                                   THEN 'Error: ' || coalesce(r.content ->> 'error', 'the tool failed')
+                                   WHEN jsonb_typeof(r.content -> 'output') = 'string' THEN r.content ->> 'output'
+                                   ELSE coalesce((r.content -> 'output')::text, 'null') END)
+          FROM results r
+        UNION ALL
+        SELECT c.turn_number, c.pos, jsonb_build_object('role', 'assistant', 'content', NULL, 'tool_calls', c.tool_calls)
+          FROM calls c
+    )
+    SELECT coalesce(jsonb_agg(msg ORDER BY turn_number, pos), '[]') INTO v_msgs FROM msgs;
 
     RETURN jsonb_build_object(
         'tenant_id', p_tenant_id,
