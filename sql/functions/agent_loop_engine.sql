@@ -247,13 +247,17 @@ CREATE FUNCTION aos_agent._insert_step(
     p_tool_name text DEFAULT NULL, p_call_id text DEFAULT NULL, p_args_hash bytea DEFAULT NULL, p_parent_step_id uuid DEFAULT NULL,
     p_tokens integer DEFAULT NULL)
 RETURNS void
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE
 AS $$
+BEGIN
+    -- PL/pgSQL rather than SQL: a SQL function's INSERT is planned anew on every call, PL/pgSQL
+    -- keeps its plan for the session (this runs once per tool result, injection, override, error).
     INSERT INTO aos_agent.step (tenant_id, step_id, turn_id, conversation_id, step_number, step_type, status, iteration, attempt,
                                 tool_name, call_id, args_hash, parent_step_id, content, tokens, created_at, completed_at)
     VALUES (p_tenant_id, p_step_id, p_turn_id, p_conversation_id, p_step_number, p_step_type, p_status, p_iteration, p_attempt,
             p_tool_name, p_call_id, p_args_hash, p_parent_step_id, p_content, p_tokens, p_at,
-            CASE WHEN p_status IN ('completed', 'rejected', 'failed', 'cancelled') THEN p_at END)
+            CASE WHEN p_status IN ('completed', 'rejected', 'failed', 'cancelled') THEN p_at END);
+END
 $$;
 COMMENT ON FUNCTION aos_agent._insert_step(uuid, uuid, uuid, uuid, integer, text, text, integer, integer, jsonb, timestamptz, text, text, bytea, uuid, integer) IS
     'Internal: inserts one step row.';

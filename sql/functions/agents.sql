@@ -6,16 +6,20 @@
 -- ---------------------------------------------------------------------------------------------
 CREATE FUNCTION aos_agent.default_model_id(p_tenant_id uuid)
 RETURNS uuid
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
+BEGIN
+    -- PL/pgSQL so that the query's plan is kept for the session (a SQL function here is planned on every call).
+    RETURN (
     SELECT coalesce(
-        (SELECT r.model_id
-           FROM aos_auth.tenant t
-           JOIN aos_meta.llm_model_registry r
-             ON t.settings ->> 'default_model' IN (r.provider || '/' || r.model_name, r.model_name)
-          WHERE t.tenant_id = p_tenant_id
-          ORDER BY r.is_active DESC LIMIT 1),
-        (SELECT model_id FROM aos_meta.llm_model_registry WHERE provider = 'openai' AND model_name = 'gpt-4o-mini'))
+            (SELECT r.model_id
+               FROM aos_auth.tenant t
+               JOIN aos_meta.llm_model_registry r
+                 ON t.settings ->> 'default_model' IN (r.provider || '/' || r.model_name, r.model_name)
+              WHERE t.tenant_id = p_tenant_id
+              ORDER BY r.is_active DESC LIMIT 1),
+            (SELECT model_id FROM aos_meta.llm_model_registry WHERE provider = 'openai' AND model_name = 'gpt-4o-mini')));
+END
 $$;
 COMMENT ON FUNCTION aos_agent.default_model_id(uuid) IS
     'The model agents use when neither they nor their persona name one: the tenant''s settings.default_model, else openai/gpt-4o-mini.';

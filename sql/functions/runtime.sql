@@ -5,20 +5,24 @@
 -- that a worker needs no second call after its claim).
 CREATE FUNCTION aos_agent._agent_skills(p_tenant_id uuid, p_agent_id uuid)
 RETURNS jsonb
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
+BEGIN
+    -- PL/pgSQL so that the query's plan is kept for the session (a SQL function here is planned on every call).
+    RETURN (
     SELECT coalesce(jsonb_agg(jsonb_build_object(
-               'skill_key', s.skill_key, 'impl_type', i.impl_type, 'config', coalesce(i.config, '{}'),
-               'idempotent', s.idempotent, 'timeout_ms', s.timeout_ms, 'risk_level', s.risk_level,
-               'input_schema', s.input_schema) ORDER BY o.ord), '[]')
-      FROM aos_agent.agent a
-     CROSS JOIN LATERAL unnest(a.tools) WITH ORDINALITY o(key, ord)
-     CROSS JOIN LATERAL aos_agent._skill(p_tenant_id, o.key) s
-      LEFT JOIN LATERAL (SELECT x.impl_type, x.config FROM aos_skills.skill_impl x
-                          WHERE x.tenant_id = s.tenant_id AND x.skill_key = s.skill_key AND x.enabled
-                          ORDER BY x.version DESC LIMIT 1) i ON true
-     WHERE a.tenant_id = p_tenant_id AND a.agent_id = p_agent_id AND s.skill_key IS NOT NULL
-       AND coalesce((aos_agent._role_skill(p_tenant_id, a.role_key, o.key)).allowed, false)
+                   'skill_key', s.skill_key, 'impl_type', i.impl_type, 'config', coalesce(i.config, '{}'),
+                   'idempotent', s.idempotent, 'timeout_ms', s.timeout_ms, 'risk_level', s.risk_level,
+                   'input_schema', s.input_schema) ORDER BY o.ord), '[]')
+          FROM aos_agent.agent a
+         CROSS JOIN LATERAL unnest(a.tools) WITH ORDINALITY o(key, ord)
+         CROSS JOIN LATERAL aos_agent._skill(p_tenant_id, o.key) s
+          LEFT JOIN LATERAL (SELECT x.impl_type, x.config FROM aos_skills.skill_impl x
+                              WHERE x.tenant_id = s.tenant_id AND x.skill_key = s.skill_key AND x.enabled
+                              ORDER BY x.version DESC LIMIT 1) i ON true
+         WHERE a.tenant_id = p_tenant_id AND a.agent_id = p_agent_id AND s.skill_key IS NOT NULL
+           AND coalesce((aos_agent._role_skill(p_tenant_id, a.role_key, o.key)).allowed, false));
+END
 $$;
 COMMENT ON FUNCTION aos_agent._agent_skills(uuid, uuid) IS 'Internal: the implementations of an agent''s granted tools (skill, impl_type, config, idempotency, timeout, risk, schema).';
 
