@@ -483,6 +483,7 @@ DECLARE
     v_model    aos_meta.llm_model_registry%ROWTYPE;
     v_params   jsonb;
     v_tools    jsonb;
+    v_skills   jsonb;
     v_system   text;
     v_msgs     jsonb := '[]';
     v_active   boolean;
@@ -512,14 +513,7 @@ BEGIN
                FROM jsonb_array_elements(v_persona.rules) x);
     END IF;
 
-    SELECT coalesce(jsonb_agg(jsonb_build_object('type', 'function', 'function',
-               jsonb_build_object('name', s.skill_key, 'description', s.description, 'parameters', s.input_schema))
-               ORDER BY o.ord), '[]')
-      INTO v_tools
-      FROM unnest(v_agent.tools) WITH ORDINALITY o(key, ord)
-      CROSS JOIN LATERAL aos_agent._skill(p_tenant_id, o.key) s
-     WHERE s.skill_key IS NOT NULL
-       AND coalesce((aos_agent._role_skill(p_tenant_id, v_agent.role_key, o.key)).allowed, false);
+    SELECT t.tools, t.skills INTO v_tools, v_skills FROM aos_agent._agent_toolset(p_tenant_id, v_agent.agent_id) t;
 
     -- The history in the common chat format, in one statement: earlier completed turns (the last
     -- history_turns of them), then this turn. The answered tool calls of one model response (same
@@ -616,7 +610,7 @@ BEGIN
                AND s.status IN ('pending', 'needs_review')),
         'thinking_visible', coalesce((v_agent.config ->> 'thinking_visible')::boolean, true),
         'stream_channel', aos_agent._stream_channel(p_tenant_id),
-        'skills', aos_agent._agent_skills(p_tenant_id, v_agent.agent_id),
+        'skills', v_skills,
         'script', v_agent.config -> 'script');
 END
 $$;
@@ -1229,6 +1223,10 @@ DECLARE
     v_model   uuid;
     v_token   uuid := CASE WHEN p_driver = 'worker' THEN gen_random_uuid() END;
     v_left_ms bigint;
+    v_actor   text := aos_core._actor();
+    v_payload jsonb;
+    v_seq     bigint;
+    v_hash    bytea;
 BEGIN
     SELECT * INTO v_turn FROM aos_agent.turn WHERE tenant_id = p_tenant_id AND turn_id = p_turn_id FOR UPDATE;
     SELECT * INTO v_agent FROM aos_agent.agent WHERE tenant_id = p_tenant_id AND agent_id = v_turn.agent_id;
@@ -1236,6 +1234,8 @@ BEGIN
                         (SELECT model_id FROM aos_persona.persona WHERE tenant_id = p_tenant_id AND persona_id = v_agent.persona_id),
                         aos_agent.default_model_id(p_tenant_id));
     v_left_ms := coalesce((v_turn.budget ->> 'max_seconds')::bigint, 600) * 1000 - v_turn.active_ms;
+    v_payload := jsonb_strip_nulls(jsonb_build_object('attempt', v_turn.attempt + 1, 'driver', p_driver, 'worker', p_worker_id));
+    -- one UPDATE of the conversation: the lease, and the link of the turn.started event in its chain
     UPDATE aos_agent.conversation c
        SET run_state = CASE WHEN p_driver = 'worker' THEN 'leased' ELSE 'manual' END,
            lease_token = v_token,
@@ -1245,15 +1245,20 @@ BEGIN
            cur_attempt = v_turn.attempt + 1,
            cur_model_id = v_model,
            cur_run_started = p_at,
-           cur_deadline = p_at + make_interval(secs => greatest(v_left_ms, 0) / 1000.0)
-     WHERE c.tenant_id = p_tenant_id AND c.conversation_id = v_turn.conversation_id;
+           cur_deadline = p_at + make_interval(secs => greatest(v_left_ms, 0) / 1000.0),
+           event_seq = c.event_seq + 1,
+           event_head = aos_core.event_hash(c.event_head, c.tenant_id, c.conversation_id, c.event_seq + 1, 'turn.started',
+                                             p_turn_id, p_turn_id, v_actor, v_payload, p_at),
+           last_activity_at = p_at
+     WHERE c.tenant_id = p_tenant_id AND c.conversation_id = v_turn.conversation_id
+    RETURNING c.event_seq, c.event_head INTO v_seq, v_hash;
     UPDATE aos_agent.turn
        SET status = 'running', driver = p_driver, attempt = attempt + 1, started_at = coalesce(started_at, p_at), model_id = v_model
      WHERE tenant_id = p_tenant_id AND turn_id = p_turn_id;
     INSERT INTO aos_core.run (tenant_id, turn_id, conversation_id, attempt, driver, worker_id, lease_token, status, started_at)
     VALUES (p_tenant_id, p_turn_id, v_turn.conversation_id, v_turn.attempt + 1, p_driver, p_worker_id, v_token, 'running', p_at);
-    PERFORM aos_core._conversation_event(p_tenant_id, v_turn.conversation_id, 'turn.started', p_turn_id, p_turn_id,
-        jsonb_strip_nulls(jsonb_build_object('attempt', v_turn.attempt + 1, 'driver', p_driver, 'worker', p_worker_id)));
+    INSERT INTO aos_core.event_log (tenant_id, chain_id, seq, event_type, entity_id, turn_id, actor, payload, created_at, hash)
+    VALUES (p_tenant_id, v_turn.conversation_id, v_seq, 'turn.started', p_turn_id, p_turn_id, v_actor, v_payload, p_at, v_hash);
     RETURN v_token;
 END
 $$;

@@ -1,27 +1,48 @@
 -- pgAgentOS kernel — what the runtime's workers need beyond the agent loop: how the tools of a
 -- turn are implemented, and a read-only tenant binding for the sql_query tool.
 
--- _agent_skills: how the granted tools of an agent are implemented (also in the turn context, so
--- that a worker needs no second call after its claim).
+-- _agent_toolset: an agent's granted tools, for the model and for the worker (both in the turn
+-- context, so that a worker needs no second call after its claim).
+CREATE FUNCTION aos_agent._agent_toolset(p_tenant_id uuid, p_agent_id uuid, OUT tools jsonb, OUT skills jsonb)
+LANGUAGE plpgsql STABLE
+AS $$
+BEGIN
+    -- One statement, joined directly (no calls of _skill/_role_skill: SQL functions called per
+    -- row are planned on every call, which made this the costliest part of a claim). PL/pgSQL so
+    -- that the plan is kept for the session. A tool counts when the tenant sees an active skill
+    -- under its name (its own, else the shared one) and the agent's role is granted it.
+    SELECT coalesce(jsonb_agg(jsonb_build_object('type', 'function', 'function',
+               jsonb_build_object('name', s.skill_key, 'description', s.description, 'parameters', s.input_schema))
+               ORDER BY o.ord), '[]'),
+           coalesce(jsonb_agg(jsonb_build_object(
+               'skill_key', s.skill_key, 'impl_type', i.impl_type, 'config', coalesce(i.config, '{}'),
+               'idempotent', s.idempotent, 'timeout_ms', s.timeout_ms, 'risk_level', s.risk_level,
+               'input_schema', s.input_schema) ORDER BY o.ord), '[]')
+      INTO tools, skills
+      FROM aos_agent.agent a
+     CROSS JOIN LATERAL unnest(a.tools) WITH ORDINALITY o(key, ord)
+      JOIN LATERAL (SELECT x.tenant_id, x.skill_key, x.description, x.input_schema, x.idempotent, x.timeout_ms, x.risk_level
+                      FROM aos_skills.skill x
+                     WHERE x.tenant_id IN (p_tenant_id, aos_skills.shared_tenant()) AND x.skill_key = o.key AND x.is_active
+                     ORDER BY (x.tenant_id = p_tenant_id) DESC LIMIT 1) s ON true
+      JOIN LATERAL (SELECT y.allowed FROM aos_skills.role_skill y
+                     WHERE y.tenant_id IN (p_tenant_id, aos_skills.shared_tenant()) AND y.role_key = a.role_key AND y.skill_key = o.key
+                     ORDER BY (y.tenant_id = p_tenant_id) DESC LIMIT 1) g ON g.allowed
+      LEFT JOIN LATERAL (SELECT x.impl_type, x.config FROM aos_skills.skill_impl x
+                          WHERE x.tenant_id = s.tenant_id AND x.skill_key = s.skill_key AND x.enabled
+                          ORDER BY x.version DESC LIMIT 1) i ON true
+     WHERE a.tenant_id = p_tenant_id AND a.agent_id = p_agent_id;
+END
+$$;
+COMMENT ON FUNCTION aos_agent._agent_toolset(uuid, uuid) IS
+    'Internal: an agent''s granted tools, as JSON-Schema functions for the model (tools) and with their implementations for the worker (skills: skill, impl_type, config, idempotency, timeout, risk, schema).';
+
 CREATE FUNCTION aos_agent._agent_skills(p_tenant_id uuid, p_agent_id uuid)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
 AS $$
 BEGIN
-    -- PL/pgSQL so that the query's plan is kept for the session (a SQL function here is planned on every call).
-    RETURN (
-    SELECT coalesce(jsonb_agg(jsonb_build_object(
-                   'skill_key', s.skill_key, 'impl_type', i.impl_type, 'config', coalesce(i.config, '{}'),
-                   'idempotent', s.idempotent, 'timeout_ms', s.timeout_ms, 'risk_level', s.risk_level,
-                   'input_schema', s.input_schema) ORDER BY o.ord), '[]')
-          FROM aos_agent.agent a
-         CROSS JOIN LATERAL unnest(a.tools) WITH ORDINALITY o(key, ord)
-         CROSS JOIN LATERAL aos_agent._skill(p_tenant_id, o.key) s
-          LEFT JOIN LATERAL (SELECT x.impl_type, x.config FROM aos_skills.skill_impl x
-                              WHERE x.tenant_id = s.tenant_id AND x.skill_key = s.skill_key AND x.enabled
-                              ORDER BY x.version DESC LIMIT 1) i ON true
-         WHERE a.tenant_id = p_tenant_id AND a.agent_id = p_agent_id AND s.skill_key IS NOT NULL
-           AND coalesce((aos_agent._role_skill(p_tenant_id, a.role_key, o.key)).allowed, false));
+    RETURN (SELECT t.skills FROM aos_agent._agent_toolset(p_tenant_id, p_agent_id) t);
 END
 $$;
 COMMENT ON FUNCTION aos_agent._agent_skills(uuid, uuid) IS 'Internal: the implementations of an agent''s granted tools (skill, impl_type, config, idempotency, timeout, risk, schema).';

@@ -10,9 +10,13 @@ namespace PgAgentOS.Runtime;
 /// Sends deltas of a turn's answer on the tenant's stream channel (named by the kernel, in the
 /// turn context) as pg_notify payloads
 /// {"turn_id","conversation_id","seq","delta"}, each under 8000 bytes, in order, on a connection
-/// of their own (never inside a transaction of the turn). Deltas that arrive while a
-/// notification is being sent are merged into the next one. Best effort: a failed notification is
-/// logged and dropped; the final text is always in the respond step.
+/// of their own (never inside a transaction of the turn). Deltas are gathered for
+/// <c>flushInterval</c> and sent together: a notification is a transaction (with a transaction id),
+/// so one per token would cost the database more than the steps themselves. An answer that is
+/// complete before its first flush is not streamed at all: the respond step, recorded at once,
+/// carries it. Once something was sent, the rest is sent too, so that a follower sees the whole
+/// text. Best effort: a failed notification is logged and dropped; the final text is always in
+/// the respond step.
 /// </summary>
 internal sealed class StreamPublisher
 {
@@ -25,16 +29,19 @@ internal sealed class StreamPublisher
     private readonly string _channel;
     private readonly ILogger _log;
     private readonly Channel<string> _queue = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly TaskCompletionSource _completed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TimeSpan _flushInterval;
     private readonly Task _pump;
     private long _seq;
 
-    public StreamPublisher(AosClient client, string channel, Guid turnId, Guid conversationId, ILogger log)
+    public StreamPublisher(AosClient client, string channel, Guid turnId, Guid conversationId, ILogger log, TimeSpan flushInterval = default)
     {
         _channel = channel;
         _client = client;
         _turnId = turnId;
         _conversationId = conversationId;
         _log = log;
+        _flushInterval = flushInterval < TimeSpan.Zero ? TimeSpan.Zero : flushInterval;
         _pump = Task.Run(PumpAsync);
     }
 
@@ -49,18 +56,35 @@ internal sealed class StreamPublisher
         }
     }
 
-    /// <summary>Sends what is queued and stops.</summary>
+    /// <summary>The answer is complete: sends what is queued (unless nothing was sent yet) and stops.</summary>
     public async Task CompleteAsync()
     {
         _queue.Writer.TryComplete();
+        _completed.TrySetResult();
         await _pump;
     }
 
     private async Task PumpAsync()
     {
         var reader = _queue.Reader;
+        var lastFlush = (long?)null;
         while (await reader.WaitToReadAsync())
         {
+            // Gather for the flush interval (counted from the previous flush), or until the answer is complete.
+            var wait = _flushInterval - (lastFlush is { } t ? System.Diagnostics.Stopwatch.GetElapsedTime(t) : TimeSpan.Zero);
+            if (wait > TimeSpan.Zero && !_completed.Task.IsCompleted)
+            {
+                await Task.WhenAny(Task.Delay(wait), _completed.Task);
+            }
+            if (_completed.Task.IsCompleted && Sent == 0 && _flushInterval > TimeSpan.Zero)
+            {
+                // complete before the first flush: the respond step carries the text
+                while (reader.TryRead(out _))
+                {
+                }
+                continue;
+            }
+            lastFlush = System.Diagnostics.Stopwatch.GetTimestamp();
             var sb = new StringBuilder();
             while (reader.TryRead(out var d))
             {

@@ -66,6 +66,9 @@ internal sealed class TurnRunner
 
     private Guid TurnId => _ctx.TurnId;
 
+    /// <summary>The conversation's next turn, ready when this one completed (the kernel sends no aos_turn_ready for it).</summary>
+    public Guid? HandedBackTurn { get; private set; }
+
     private Guid ConversationId => _ctx.ConversationId;
 
     private DateTimeOffset DbNow => DateTimeOffset.UtcNow + _dbClockOffset;
@@ -262,7 +265,7 @@ internal sealed class TurnRunner
                 using var callCts = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 callCts.CancelAfter(limit);
                 StreamPublisher? publisher = stream && _options.StreamDeltas && _ctx.StreamChannel is { } channel
-                    ? new StreamPublisher(_client, channel, TurnId, ConversationId, _log) : null;
+                    ? new StreamPublisher(_client, channel, TurnId, ConversationId, _log, _options.StreamFlushInterval) : null;
                 try
                 {
                     if (!stream)
@@ -539,14 +542,12 @@ internal sealed class TurnRunner
     /// </summary>
     private async Task NotifyDoneAsync(Guid? nextTurn = null)
     {
+        // The conversation's next turn (ready now) is handed back to the host: its slot claims again
+        // at once, so no other worker needs waking unless the host is stopping (WorkerHost does that).
+        HandedBackTurn = nextTurn;
         try
         {
             await _client.NotifyAsync(AosNotifications.TurnDone, TurnId.ToString());
-            if (nextTurn is { } next)
-            {
-                // the conversation's next turn is ready: wake a worker (the kernel left this to us, after the commit)
-                await _client.NotifyAsync(AosNotifications.TurnReady, next.ToString());
-            }
         }
         catch (Exception e) when (e is AosException || IsDatabaseFailure(e))
         {

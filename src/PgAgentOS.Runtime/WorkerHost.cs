@@ -172,6 +172,20 @@ public sealed class WorkerHost : IAsyncDisposable
         {
             // shutting down
         }
+        if (runner.HandedBackTurn is { } next && ct.IsCancellationRequested)
+        {
+            // This slot will not claim again: wake another worker for the conversation's next turn.
+            try
+            {
+                await _client.NotifyAsync(AosNotifications.TurnReady, next.ToString(), CancellationToken.None);
+            }
+            catch (Exception e) when (e is AosException || TurnRunner.IsDatabaseFailure(e))
+            {
+                _log.LogDebug(e, "aos_turn_ready for turn {Turn} not sent; idle workers find it when they poll", next);
+            }
+        }
+        // Otherwise the slot claims again right away and takes it (or an older ready turn, whose
+        // own wake-up went to a busy worker): one turn became ready, one claimer came free.
     }
 
     private async Task ListenAsync(CancellationToken ct)

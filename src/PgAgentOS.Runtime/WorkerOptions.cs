@@ -39,6 +39,12 @@ public sealed record WorkerOptions
     /// <summary>Send deltas of answers on the aos_stream channel while the model streams.</summary>
     public bool StreamDeltas { get; init; } = true;
 
+    /// <summary>
+    /// Deltas are gathered this long and sent as one notification (each is a transaction); an
+    /// answer complete sooner is not streamed, its respond step carries it. Zero: every delta at once.
+    /// </summary>
+    public TimeSpan StreamFlushInterval { get; init; } = TimeSpan.FromMilliseconds(50);
+
     /// <summary>Attempts of a model call on transient errors (429, 5xx, timeouts, connection errors).</summary>
     public int ModelAttempts { get; init; } = 5;
 

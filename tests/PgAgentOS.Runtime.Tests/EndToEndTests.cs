@@ -13,7 +13,7 @@ public sealed class EndToEndTests(KernelDatabase db) : IClassFixture<KernelDatab
     {
         var t = await Kit.TenantAsync(db, "e2e", ["clock"], Kit.Script(
             new { thinking = "I should look at the clock first.", tool_calls = new[] { new { name = "clock", arguments = new { timezone = "UTC" } } } },
-            new { text = "Here is what the clock said: {{tool:clock}}. That is all I know about time, said the stand-in." }));
+            new { text = "Here is what the clock said: {{tool:clock}}. That is all I know about time, said the stand-in.", chunk_delay_ms = 30 }));
         var (conv, turn) = await t.AskAsync("What time is it?");
         var events = new ConcurrentQueue<WorkerEvent>();
         await using var stream = await ChannelListener.StartAsync(db.ConnectionString(TestCluster.App), await t.App.StreamChannelAsync());
@@ -61,6 +61,48 @@ public sealed class EndToEndTests(KernelDatabase db) : IClassFixture<KernelDatab
         var state = await t.App.GetTurnStateAsync(turn);
         Assert.True((long)state["tokens_used"]! > 0);
         Assert.True((await t.App.VerifyEventChainAsync()).Ok);
+    }
+
+    [Fact]
+    public async Task AnAnswerCompleteBeforeTheFirstFlushIsNotStreamedItsStepCarriesIt()
+    {
+        // An instant model: every delta arrives within the flush interval, so no notification is
+        // sent (each would be a transaction); the answer is in the respond step all the same.
+        var t = await Kit.TenantAsync(db, "instant", [], Kit.Script(new { text = "An instant answer, in several pieces, from the stand-in." }));
+        var (_, turn) = await t.AskAsync("Quick?");
+        await using var stream = await ChannelListener.StartAsync(db.ConnectionString(TestCluster.App), await t.App.StreamChannelAsync());
+        await using var host = new WorkerHost(t.WorkerSource, Kit.Options("w-instant") with
+        {
+            TenantId = t.Tenant, StreamFlushInterval = TimeSpan.FromSeconds(5),
+        });
+        var deltas = 0;
+        host.Event += e => { if (e.Kind == WorkerEventKind.StreamDelta) { Interlocked.Increment(ref deltas); } };
+        Assert.Equal(1, await host.RunUntilIdleAsync(CancellationToken.None));
+        Assert.Equal("completed", await t.StatusAsync(turn));
+        var state = await t.App.GetTurnStateAsync(turn);
+        Assert.Equal("An instant answer, in several pieces, from the stand-in.", (string)state["assistant_message"]!);
+        Assert.True(deltas >= 2, $"the model streamed {deltas} pieces");
+        // a barrier on the channel: once it is back, anything the worker sent before has arrived
+        await t.App.NotifyAsync(await t.App.StreamChannelAsync(), "barrier");
+        await Kit.EventuallyAsync(() => Task.FromResult(stream.Payloads.Contains("barrier")), TimeSpan.FromSeconds(10), "the barrier");
+        Assert.Equal(["barrier"], stream.Payloads);
+    }
+
+    [Fact]
+    public async Task TheSlotThatFinishesATurnTakesTheConversationsNextOneWithoutWakingOthers()
+    {
+        var t = await Kit.TenantAsync(db, "handback", []);
+        var (conv, first) = await t.AskAsync("first");
+        var second = await t.App.SendMessageAsync(conv, "second");
+        await using var ready = await ChannelListener.StartAsync(db.ConnectionString(TestCluster.App), AosNotifications.TurnReady);
+        await using var host = new WorkerHost(t.WorkerSource, Kit.Options("w-handback") with { TenantId = t.Tenant });
+        Assert.Equal(2, await host.RunUntilIdleAsync(CancellationToken.None));
+        Assert.Equal("completed", await t.StatusAsync(first));
+        Assert.Equal("completed", await t.StatusAsync(second));
+        await t.App.NotifyAsync(AosNotifications.TurnReady, "barrier");
+        await Kit.EventuallyAsync(() => Task.FromResult(ready.Payloads.Contains("barrier")), TimeSpan.FromSeconds(10), "the barrier");
+        // the second turn became ready when the first completed; nobody was woken for it
+        Assert.DoesNotContain(second.ToString(), ready.Payloads);
     }
 
     [Fact]

@@ -350,6 +350,7 @@ public sealed class DemoCommand : AosCommand<DemoSettings>
                 ["text"] = "Here is what the search found:\n{{tool:web_search}}\n\n" + summary
                            + "\n(Written by the scripted stand-in model from the search result; it is not an AI.)",
                 ["delay_ms"] = 300,
+                ["chunk_delay_ms"] = 40, // streamed at a readable pace, the way a model writes
             },
         ];
     }

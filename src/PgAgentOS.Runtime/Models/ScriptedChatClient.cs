@@ -10,7 +10,8 @@ namespace PgAgentOS.Runtime.Models;
 /// follows a script from the agent's config ("script": an array of responses) and fills
 /// placeholders from the tool results it receives, so that demos and tests run offline.
 /// <para>A response is {"thinking": "...", "tool_calls": [{"name": ..., "arguments": {...}}]} or
-/// {"thinking": "...", "text": "... {{tool:web_search}} ..."}; optional "delay_ms" makes it slow,
+/// {"thinking": "...", "text": "... {{tool:web_search}} ..."}; optional "delay_ms" makes it slow
+/// to answer and "chunk_delay_ms" paces the streamed pieces of its text,
 /// and "repeat": true on the last response repeats it forever. Which response comes next is the
 /// number of tool-calling responses since the last user message. Placeholders: {{tool:NAME}} (the
 /// latest result of that tool), {{last_tool}}, {{user}}. Without a script it echoes, labelled.</para>
@@ -78,7 +79,14 @@ public sealed partial class ScriptedChatClient : IChatClient
             foreach (var chunk in Chunks(step.Text))
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                await Task.Yield();
+                if (step.ChunkDelayMs > 0)
+                {
+                    await Task.Delay(step.ChunkDelayMs, cancellationToken);
+                }
+                else
+                {
+                    await Task.Yield();
+                }
                 yield return Update(id, new TextContent(chunk));
             }
         }
@@ -137,7 +145,7 @@ public sealed partial class ScriptedChatClient : IChatClient
         }
     }
 
-    private sealed record Step(string? Thinking, List<FunctionCallContent> Calls, string? Text, int DelayMs, UsageDetails Usage);
+    private sealed record Step(string? Thinking, List<FunctionCallContent> Calls, string? Text, int DelayMs, UsageDetails Usage, int ChunkDelayMs = 0);
 
     private Step Next(List<ChatMessage> messages)
     {
@@ -165,6 +173,7 @@ public sealed partial class ScriptedChatClient : IChatClient
         string? text;
         var calls = new List<FunctionCallContent>();
         var delay = 0;
+        var chunkDelay = 0;
         if (entry is { ValueKind: JsonValueKind.Object } e)
         {
             if (e.TryGetProperty("thinking", out var t) && t.ValueKind == JsonValueKind.String)
@@ -174,6 +183,10 @@ public sealed partial class ScriptedChatClient : IChatClient
             if (e.TryGetProperty("delay_ms", out var d) && d.TryGetInt32(out var ms))
             {
                 delay = Math.Clamp(ms, 0, 600000);
+            }
+            if (e.TryGetProperty("chunk_delay_ms", out var cd) && cd.TryGetInt32(out var cms))
+            {
+                chunkDelay = Math.Clamp(cms, 0, 60000);
             }
             if (e.TryGetProperty("tool_calls", out var tc) && tc.ValueKind == JsonValueKind.Array)
             {
@@ -221,7 +234,7 @@ public sealed partial class ScriptedChatClient : IChatClient
             OutputTokenCount = Math.Max(1, outputChars / 4),
         };
         usage.TotalTokenCount = usage.InputTokenCount + usage.OutputTokenCount;
-        return new Step(thinking, calls, text, delay, usage);
+        return new Step(thinking, calls, text, delay, usage, chunkDelay);
     }
 
     private static string Fill(string template, List<ChatMessage> messages, string userText)
