@@ -285,6 +285,15 @@ internal static class LatencyFigures
         return [.. Enumerable.Range(0, workers).Select(w => Task.Run(() => Worker(w), CancellationToken.None))];
     }
 
+    /// <summary>
+    /// Samples run before measuring: six per waiting worker. PostgreSQL plans the statements inside a
+    /// PL/pgSQL function anew for each of a session's first five calls (custom plans) and then keeps a
+    /// generic plan; the workers share a pool, so a connection serves the winning claim only about
+    /// every N-th time. Measured after that, as a long-running worker fleet runs (the raw baseline's
+    /// statements are prepared before it starts).
+    /// </summary>
+    internal static int WarmupSamples(int workers) => Math.Max(5, 6 * workers);
+
     /// <summary>Figure 4: send_message committed → a waiting worker holds the turn (claim_turn returned).</summary>
     public static async Task<Latency> DispatchAsync(BenchServer server, Scenario sc, int workers, int samples, string tenantName,
         BenchProgress progress, CancellationToken ct)
@@ -304,7 +313,8 @@ internal static class LatencyFigures
                 using var conn = sc.AdminSource.OpenConnection();
                 var rng = new Random(12);
                 Guid conv = default;
-                for (var s = 0; s < samples + 5; s++)
+                var warmup = WarmupSamples(workers);
+                for (var s = 0; s < samples + warmup; s++)
                 {
                     if (s % 10 == 0)
                     {
@@ -322,7 +332,7 @@ internal static class LatencyFigures
                     }
                     var t1 = signals.Claimed.Wait(turn, ct);
                     signals.Done.Wait(turn, ct);
-                    if (s >= 5)
+                    if (s >= warmup)
                     {
                         list.Add((Ms(t0, t1), Ms(tr, t1)));
                     }
@@ -363,7 +373,8 @@ internal static class LatencyFigures
                 using var conn = sc.AdminSource.OpenConnection();
                 var rng = new Random(13);
                 Guid conv = default;
-                for (var s = 0; s < samples + 3; s++)
+                var warmup = WarmupSamples(workers);
+                for (var s = 0; s < samples + warmup; s++)
                 {
                     if (s % 10 == 0)
                     {
@@ -383,7 +394,7 @@ internal static class LatencyFigures
                     }
                     var t1 = signals.Executing.Wait(turn, ct);
                     signals.Done.Wait(turn, ct);
-                    if (s >= 3)
+                    if (s >= warmup)
                     {
                         list.Add((Ms(t0, t1), Ms(tr, t1)));
                     }

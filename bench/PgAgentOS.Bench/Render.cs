@@ -275,7 +275,10 @@ public static class Render
         sb.AppendLine("turns, so claims read some history. The raw round trip: `INSERT … RETURNING` + `pg_notify` in a transaction,");
         sb.AppendLine("the woken worker claims with `UPDATE … (SELECT … FOR UPDATE SKIP LOCKED)` on another connection. The last");
         sb.AppendLine("columns measure from the return of the `COMMIT` instead (on a busy machine they can come out near zero or");
-        sb.AppendLine("negative: the woken worker finished before the sender was scheduled again).");
+        sb.AppendLine("negative: the woken worker finished before the sender was scheduled again). Six samples per waiting worker");
+        sb.AppendLine("run first and are not counted: PostgreSQL plans the statements inside a PL/pgSQL function anew for each of a");
+        sb.AppendLine("session's first five calls before it keeps a generic plan, and the workers share a pool, so a connection serves");
+        sb.AppendLine("the winning claim only about every N-th time (the raw side's statements are prepared before it starts).");
         sb.AppendLine();
         sb.AppendLine("| waiting workers | dispatch p50 | p90 | p99 | raw p50 | raw p99 | ratio p50 | approval p50 | p90 | p99 | p50 from the COMMIT's return: dispatch / raw / approval |");
         sb.AppendLine("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");

@@ -168,6 +168,10 @@ CREATE TABLE aos_agent.step (
     duration_ms     integer,
     created_at      timestamptz NOT NULL,
     completed_at    timestamptz,
+    -- true while a tool call waits for a person; the index of waiting calls is defined on it
+    -- rather than on status, so that the status changes of a running call (executing →
+    -- completed) leave every indexed value as it was and PostgreSQL updates the row in place (HOT)
+    awaiting_decision boolean   GENERATED ALWAYS AS (step_type = 'tool_call' AND status IN ('pending', 'needs_review')) STORED,
     CONSTRAINT step_pkey PRIMARY KEY (tenant_id, step_id),
     CONSTRAINT step_turn_number_key UNIQUE (tenant_id, turn_id, step_number),
     CONSTRAINT step_type_check CHECK (step_type IN ('user_message', 'think', 'tool_call', 'tool_result', 'respond',
@@ -178,8 +182,7 @@ CREATE TABLE aos_agent.step (
     CONSTRAINT step_tool_check CHECK ((step_type IN ('tool_call', 'tool_result')) = (tool_name IS NOT NULL))
 ) WITH (fillfactor = 90);
 CREATE INDEX step_created_idx ON aos_agent.step (tenant_id, created_at DESC);
-CREATE INDEX step_pending_tool_idx ON aos_agent.step (tenant_id, created_at)
-    WHERE step_type = 'tool_call' AND status IN ('pending', 'needs_review');
+CREATE INDEX step_pending_tool_idx ON aos_agent.step (tenant_id, created_at) WHERE awaiting_decision;
 CREATE INDEX step_error_idx ON aos_agent.step (tenant_id, created_at DESC) WHERE step_type = 'error';  -- error_log
 COMMENT ON TABLE aos_agent.step IS
     'Steps: every thought, tool call, tool result, answer and human intervention of a turn, in order. Content never changes; a tool call''s status moves through its approval and execution.';

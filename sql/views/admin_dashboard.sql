@@ -45,7 +45,7 @@ SELECT s.step_id, s.created_at AS requested_at, now() - s.created_at AS waiting_
                       WHERE x.tenant_id IN (s.tenant_id, aos_skills.shared_tenant()) AND x.skill_key = s.tool_name
                       ORDER BY (x.tenant_id = s.tenant_id) DESC LIMIT 1) sk ON true
  WHERE s.tenant_id = (SELECT aos_auth.current_tenant())
-   AND s.step_type = 'tool_call' AND s.status IN ('pending', 'needs_review')
+   AND s.awaiting_decision   -- step_type tool_call, status pending or needs_review (index step_pending_tool_idx)
  ORDER BY CASE sk.risk_level WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END, s.created_at;
 COMMENT ON VIEW aos_agent.tool_call_queue IS
     'Tool calls waiting for a decision (pending approval, or needs_review after an interrupted run), riskiest and oldest first.';
@@ -97,8 +97,7 @@ SELECT tn.tenant_id, tn.name AS tenant_name,
        (SELECT count(*) FROM aos_agent.conversation c WHERE c.tenant_id = tn.tenant_id AND c.status = 'active') AS active_conversations,
        (SELECT count(*) FROM aos_agent.conversation c WHERE c.tenant_id = tn.tenant_id AND c.run_state = 'leased') AS running_turns,
        (SELECT count(*) FROM aos_agent.conversation c WHERE c.tenant_id = tn.tenant_id AND c.run_state = 'ready') AS queued_turns,
-       (SELECT count(*) FROM aos_agent.step s WHERE s.tenant_id = tn.tenant_id AND s.step_type = 'tool_call'
-                                               AND s.status IN ('pending', 'needs_review')) AS pending_approvals,
+       (SELECT count(*) FROM aos_agent.step s WHERE s.tenant_id = tn.tenant_id AND s.awaiting_decision) AS pending_approvals,
        d.turns_24h, d.failed_24h, d.tokens_24h, d.cost_24h_usd
   FROM aos_auth.tenant tn
  CROSS JOIN LATERAL (

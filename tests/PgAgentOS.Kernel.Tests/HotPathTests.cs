@@ -93,4 +93,50 @@ public sealed class HotPathTests(KernelDatabase db) : IClassFixture<KernelDataba
         }
         AssertMostlyHot(before, await CountersAsync(worker), 10);
     }
+
+    [Fact]
+    public async Task AToolCallsStatusChangesUpdateItsStepInPlace()
+    {
+        // No index of the step table refers to status (the waiting-calls index is on the generated
+        // awaiting_decision, which stays false while a call runs and completes), so the two status
+        // changes of every ticketed call, executing then completed, are HOT updates.
+        await using var su = await db.OpenAsync(null);
+        var indexed = await su.ColumnAsync("""
+            SELECT DISTINCT a.attname::text
+              FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum > 0 AND NOT a.attisdropped
+             WHERE i.indrelid = 'aos_agent.step'::regclass
+               AND (a.attnum = ANY (i.indkey)
+                    OR coalesce(pg_get_expr(i.indexprs, i.indrelid), '') ~ ('\m' || a.attname || '\M')
+                    OR coalesce(pg_get_expr(i.indpred, i.indrelid), '') ~ ('\m' || a.attname || '\M'))
+            """);
+        Assert.Contains("awaiting_decision", indexed);
+        Assert.DoesNotContain("status", indexed);
+        Assert.DoesNotContain("completed_at", indexed);
+
+        await using var conn = await db.OpenAsync(TestCluster.Admin);
+        var w = await K.NewWorldAsync(conn, """{"auto_approve_tools": true}""");
+        var c = await conn.NewConversationAsync(w.Agent);
+        var t = await conn.SendAsync(c);
+        await using var worker = await db.OpenAsync(TestCluster.Worker);
+        var token = Guid.Parse(await worker.ScalarAsync<string>("SELECT aos_agent.claim_turn('w', 30, $1) ->> 'lease_token'", w.Tenant));
+        async Task<(long Updates, long Hot)> StepCountersAsync()
+        {
+            await worker.ExecAsync("SELECT pg_stat_force_next_flush()");
+            var row = (await su.RowsAsync(
+                "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relid = 'aos_agent.step'::regclass")).Single();
+            return ((long)row["n_tup_upd"]!, (long)row["n_tup_hot_upd"]!);
+        }
+        var before = await StepCountersAsync();
+        for (var i = 0; i < 6; i++)
+        {
+            var ticket = Guid.Parse(await worker.ScalarAsync<string>("""
+                SELECT aos_agent.record_response($1, $2, '{"tool_calls": [{"name": "web_search", "arguments": {"query": "q"}}]}') #>> '{tool_calls,0,ticket}'
+                """, t, token));
+            await worker.ExecAsync("SELECT aos_agent.record_tool_result($1, 'web_search', '{\"hits\": 1}', true, NULL, $2, $3)", t, token, ticket);
+        }
+        var after = await StepCountersAsync();
+        Assert.Equal(["completed"], await su.ColumnAsync(
+            "SELECT DISTINCT status FROM aos_agent.step WHERE turn_id = $1 AND step_type = 'tool_call'", t));
+        AssertMostlyHot(before, after, 6);
+    }
 }
