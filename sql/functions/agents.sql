@@ -191,7 +191,7 @@ COMMENT ON FUNCTION aos_core._conversation_event(uuid, uuid, text, uuid, uuid, j
 
 CREATE FUNCTION aos_agent._step_ref(p_step_id uuid, p_step_type text, p_content jsonb)
 RETURNS jsonb
-LANGUAGE sql IMMUTABLE
+LANGUAGE sql STABLE
 AS $$
     SELECT jsonb_build_object('id', p_step_id, 'type', p_step_type, 'sha256', encode(aos_core.json_sha256(p_content), 'hex'))
 $$;

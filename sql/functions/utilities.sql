@@ -80,9 +80,12 @@ COMMENT ON FUNCTION aos_core._not_found(text, anyelement) IS 'Internal: raises A
 
 -- SHA-256 of a JSON value's canonical text (jsonb output is canonical: keys sorted, no spaces
 -- variance). Binds approvals to the exact arguments.
+-- STABLE, not IMMUTABLE: convert_to is STABLE, and PostgreSQL inlines a SQL function into the
+-- calling statement only when the body is no more volatile than the declaration (an IMMUTABLE
+-- declaration made every call a separate statement; it runs about once per step written).
 CREATE FUNCTION aos_core.json_sha256(p_value jsonb)
 RETURNS bytea
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE sql STABLE STRICT PARALLEL SAFE
 AS $$ SELECT sha256(convert_to(p_value::text, 'UTF8')) $$;
 COMMENT ON FUNCTION aos_core.json_sha256(jsonb) IS 'SHA-256 of the canonical text of a JSON value (how tool arguments are bound to their approval).';
 

@@ -37,19 +37,22 @@ CREATE POLICY tenant_isolation ON aos_auth.tenant
 DO $skills$
 DECLARE
     v_table text;
+    v_write text;
 BEGIN
     FOREACH v_table IN ARRAY ARRAY['aos_skills.skill', 'aos_skills.skill_impl', 'aos_skills.role_skill'] LOOP
         EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', v_table);
         EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', v_table);
         EXECUTE format($p$CREATE POLICY tenant_read ON %s FOR SELECT
             USING (tenant_id = (SELECT aos_auth.current_tenant()) OR tenant_id = aos_skills.shared_tenant() OR (SELECT aos_auth.kernel_scope()))$p$, v_table);
-        EXECUTE format($p$CREATE POLICY tenant_write ON %s FOR ALL
-            USING ((tenant_id = (SELECT aos_auth.current_tenant()) AND (SELECT aos_auth._is_tenant_admin(aos_auth.current_tenant())))
+        -- One policy per writing command rather than FOR ALL: a FOR ALL policy applies to SELECT
+        -- too, so every read of a skill (each claim, each tool decision) evaluated the write
+        -- conditions (is_platform_admin costs ~60 µs) for rows it could read anyway.
+        v_write := $w$((tenant_id = (SELECT aos_auth.current_tenant()) AND (SELECT aos_auth._is_tenant_admin(aos_auth.current_tenant())))
                    OR (tenant_id = aos_skills.shared_tenant() AND (SELECT aos_auth.is_platform_admin()))
-                   OR (SELECT aos_auth.kernel_scope()))
-            WITH CHECK ((tenant_id = (SELECT aos_auth.current_tenant()) AND (SELECT aos_auth._is_tenant_admin(aos_auth.current_tenant())))
-                   OR (tenant_id = aos_skills.shared_tenant() AND (SELECT aos_auth.is_platform_admin()))
-                   OR (SELECT aos_auth.kernel_scope()))$p$, v_table);
+                   OR (SELECT aos_auth.kernel_scope()))$w$;
+        EXECUTE format('CREATE POLICY tenant_insert ON %s FOR INSERT WITH CHECK %s', v_table, v_write);
+        EXECUTE format('CREATE POLICY tenant_update ON %s FOR UPDATE USING %s WITH CHECK %s', v_table, v_write, v_write);
+        EXECUTE format('CREATE POLICY tenant_delete ON %s FOR DELETE USING %s', v_table, v_write);
     END LOOP;
 END
 $skills$;

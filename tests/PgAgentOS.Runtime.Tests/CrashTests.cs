@@ -94,6 +94,9 @@ public sealed class CrashTests(KernelDatabase db) : IClassFixture<KernelDatabase
         // Kill it once the tool result is recorded, while it waits for the second model response.
         await Kit.EventuallyAsync(async () => (await t.StepTypesAsync(turn)).Contains("tool_result"), TimeSpan.FromSeconds(30),
             "the first worker to record the tool result");
+        // the worker reports the tool finished right after the result's commit: wait for that line too
+        await Kit.EventuallyAsync(() => Task.FromResult(child.Lines.Any(l => l.StartsWith("EVENT ToolFinished", StringComparison.Ordinal))),
+            TimeSpan.FromSeconds(10), "the first worker to report the tool finished");
         var before = (await t.StepsAsync(turn)).Select(s => (string)s!["step_id"]!).ToList();
         child.Kill();
         Assert.Equal("running", await t.StatusAsync(turn));
