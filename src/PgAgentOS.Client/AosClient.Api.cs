@@ -77,8 +77,16 @@ public sealed partial class AosClient
     // ------------------------------------------------------------------------------------------
 
     /// <summary>Claims the next runnable turn (workers). Null when there is none.</summary>
+    /// <remarks>
+    /// On a data source the claim's transaction commits without waiting for its WAL flush
+    /// (synchronous_commit off, for that transaction only): WAL is flushed in order, so the
+    /// worker's first durable write (a response, a ticket) makes the claim durable too, and a claim
+    /// lost in a database crash before that is as if the worker had died before claiming: the
+    /// turn is runnable again and the worker's next write is refused (AO004). Joined to a caller's
+    /// transaction, the caller's durability is left alone.
+    /// </remarks>
     public async Task<TurnContext?> ClaimTurnAsync(string workerId, int leaseSeconds = 30, Guid? tenantId = null, CancellationToken ct = default) =>
-        Parse<TurnContext>(await ScalarAsync<string>("SELECT aos_agent.claim_turn($1, $2, $3)::text", ct,
+        Parse<TurnContext>(await ScalarAsync<string>("SELECT aos_agent.claim_turn($1, $2, $3)::text", ct, asyncCommit: _dataSource is not null,
             Text(workerId), P(leaseSeconds, NpgsqlDbType.Integer), Uuid(tenantId)));
 
     /// <summary>The context of a turn (takes a turn driven by hand when no lease token is given).</summary>

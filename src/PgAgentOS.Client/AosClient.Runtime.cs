@@ -180,7 +180,7 @@ public sealed partial class AosClient
             {
                 BatchCommands =
                 {
-                    new NpgsqlBatchCommand("SET LOCAL synchronous_commit TO off"),
+                    new NpgsqlBatchCommand(AsyncCommitSql),
                     new NpgsqlBatchCommand("SELECT pg_notify($1, $2)") { Parameters = { Text(channel), Text(payload) } },
                 },
             };

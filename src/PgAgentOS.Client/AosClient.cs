@@ -115,11 +115,22 @@ public sealed partial class AosClient : IAsyncDisposable
     // ------------------------------------------------------------------------------------------
 
     /// <summary>Runs one SQL statement (after the binding) and reads its first column of the first row.</summary>
-    internal async Task<T?> ScalarAsync<T>(string sql, CancellationToken ct, params NpgsqlParameter[] parameters)
+    internal Task<T?> ScalarAsync<T>(string sql, CancellationToken ct, params NpgsqlParameter[] parameters) =>
+        ScalarAsync<T>(sql, ct, asyncCommit: false, parameters);
+
+    /// <summary>
+    /// Runs one statement (after the binding) and returns the first column of its first row; with
+    /// <paramref name="asyncCommit"/> its implicit transaction commits without waiting for the WAL flush.
+    /// </summary>
+    internal async Task<T?> ScalarAsync<T>(string sql, CancellationToken ct, bool asyncCommit, params NpgsqlParameter[] parameters)
     {
         return await RunAsync(async (conn, tx) =>
         {
             await using var batch = BindBatch(conn, tx);
+            if (asyncCommit)
+            {
+                batch.BatchCommands.Add(new NpgsqlBatchCommand(AsyncCommitSql));
+            }
             var cmd = new NpgsqlBatchCommand(sql);
             cmd.Parameters.AddRange(parameters);
             batch.BatchCommands.Add(cmd);
@@ -127,6 +138,13 @@ public sealed partial class AosClient : IAsyncDisposable
             return value is null or DBNull ? default : (T)value;
         }, ct);
     }
+
+    /// <summary>
+    /// Makes the batch's implicit transaction commit without waiting for its WAL flush. set_config
+    /// rather than SET LOCAL: PostgreSQL 15 honours SET LOCAL in a pipelined batch but logs a
+    /// warning ("can only be used in transaction blocks") every time.
+    /// </summary>
+    internal const string AsyncCommitSql = "SELECT set_config('synchronous_commit', 'off', true)";
 
     /// <summary>Runs a query (after the binding) and maps each row.</summary>
     internal async Task<List<T>> QueryAsync<T>(string sql, Func<NpgsqlDataReader, T> map, CancellationToken ct, params NpgsqlParameter[] parameters)
