@@ -18,6 +18,12 @@ BEGIN
         PERFORM aos_core._not_found('agent', p_agent_id);
     END IF;
     v_since := now() - make_interval(days => p_days);
+    -- One pass over the agent's turns in the window (index turn_agent_idx): the aggregates and the
+    -- tool counts read the same materialized rows, not each turn's heap tuple twice.
+    WITH t AS MATERIALIZED (
+        SELECT x.turn_id, x.conversation_id, x.status, x.tokens_used, x.cost_usd, x.created_at, x.completed_at, x.tool_usage
+          FROM aos_agent.turn x
+         WHERE x.tenant_id = v_tenant AND x.agent_id = p_agent_id AND x.created_at >= v_since)
     SELECT jsonb_build_object(
                'agent_id', p_agent_id,
                'days', p_days,
@@ -33,16 +39,14 @@ BEGIN
                                               / nullif(count(*) FILTER (WHERE t.status IN ('completed', 'failed', 'dead')), 0), 1), 0),
                'tool_usage', coalesce((SELECT jsonb_object_agg(k, n) FROM (
                                         SELECT u.key AS k, sum(u.value::bigint) AS n
-                                          FROM aos_agent.turn x CROSS JOIN LATERAL jsonb_each_text(x.tool_usage) u
-                                         WHERE x.tenant_id = v_tenant AND x.agent_id = p_agent_id AND x.created_at >= v_since
+                                          FROM t x CROSS JOIN LATERAL jsonb_each_text(x.tool_usage) u
                                          GROUP BY u.key) tu), '{}'),
                'avg_rating', (SELECT round(avg(o.score), 2) FROM aos_agent.observation o
                                JOIN aos_agent.turn x ON x.tenant_id = o.tenant_id AND x.turn_id = o.turn_id
                               WHERE o.tenant_id = v_tenant AND o.observation_type = 'rating' AND x.agent_id = p_agent_id
                                 AND o.created_at >= v_since))
       INTO v_result
-      FROM aos_agent.turn t
-     WHERE t.tenant_id = v_tenant AND t.agent_id = p_agent_id AND t.created_at >= v_since;
+      FROM t;
     RETURN v_result;
 END
 $$;
