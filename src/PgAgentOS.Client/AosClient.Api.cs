@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Npgsql;
 using NpgsqlTypes;
 
 namespace PgAgentOS.Client;
@@ -88,6 +89,44 @@ public sealed partial class AosClient
     public async Task<TurnContext?> ClaimTurnAsync(string workerId, int leaseSeconds = 30, Guid? tenantId = null, CancellationToken ct = default) =>
         Parse<TurnContext>(await ScalarAsync<string>("SELECT aos_agent.claim_turn($1, $2, $3)::text", ct, asyncCommit: _dataSource is not null,
             Text(workerId), P(leaseSeconds, NpgsqlDbType.Integer), Uuid(tenantId)));
+
+    /// <summary>
+    /// Claims the next runnable turn and, in the same transaction, announces turns this worker
+    /// finished since its last claim (aos_turn_done, one notification each): a worker that claims
+    /// again right after a turn needs no transaction of its own for the announcement. On a data
+    /// source only (the claim's transaction is the SDK's own).
+    /// </summary>
+    public async Task<TurnContext?> ClaimTurnAsync(string workerId, int leaseSeconds, Guid? tenantId, IReadOnlyCollection<Guid> finishedTurns,
+        CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(finishedTurns);
+        if (finishedTurns.Count == 0 || _dataSource is null)
+        {
+            if (finishedTurns.Count > 0)
+            {
+                throw new InvalidOperationException("announcing finished turns with a claim needs a client over a data source.");
+            }
+            return await ClaimTurnAsync(workerId, leaseSeconds, tenantId, ct);
+        }
+        return Parse<TurnContext>(await RunAsync(async (conn, tx) =>
+        {
+            await using var batch = BindBatch(conn, tx);
+            batch.BatchCommands.Add(new NpgsqlBatchCommand(AsyncCommitSql));
+            foreach (var turn in finishedTurns)
+            {
+                batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT pg_notify($1, $2)")
+                {
+                    Parameters = { Text(AosNotifications.TurnDone), Text(turn.ToString()) },
+                });
+            }
+            batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT aos_agent.claim_turn($1, $2, $3)::text")
+            {
+                Parameters = { Text(workerId), P(leaseSeconds, NpgsqlDbType.Integer), Uuid(tenantId) },
+            });
+            var value = await batch.ExecuteScalarLastAsync(ct);
+            return value is null or DBNull ? null : (string)value;
+        }, ct));
+    }
 
     /// <summary>The context of a turn (takes a turn driven by hand when no lease token is given).</summary>
     public async Task<TurnContext> RunTurnAsync(Guid turnId, Guid? leaseToken = null, CancellationToken ct = default) =>

@@ -69,6 +69,12 @@ internal sealed class TurnRunner
     /// <summary>The conversation's next turn, ready when this one completed (the kernel sends no aos_turn_ready for it).</summary>
     public Guid? HandedBackTurn { get; private set; }
 
+    /// <summary>The turn finished (completed or failed) under this worker: aos_turn_done is due.</summary>
+    public bool Finished { get; private set; }
+
+    /// <summary>The turn this runner drives.</summary>
+    public Guid Turn => _ctx.TurnId;
+
     private Guid ConversationId => _ctx.ConversationId;
 
     private DateTimeOffset DbNow => DateTimeOffset.UtcNow + _dbClockOffset;
@@ -535,24 +541,19 @@ internal sealed class TurnRunner
     }
 
     /// <summary>
-    /// Tells watchers (aos_turn_done) that the turn finished. The kernel does not NOTIFY at completion:
-    /// a transaction that notifies holds PostgreSQL's notification lock through its commit's WAL
-    /// flush, which would make every turn completion wait for the others. Sent here, after the commit,
-    /// from a transaction without writes, it costs nothing of the kind. Best effort: watchers poll too.
+    /// The turn finished: watchers are told (aos_turn_done) by the host, in the transaction of the
+    /// slot's next claim (see WorkerHost), or on its own when the host is stopping. The kernel does
+    /// not NOTIFY at completion: a transaction that notifies holds PostgreSQL's notification lock
+    /// through its commit's WAL flush, which would make every turn completion wait for the others;
+    /// the claim commits without waiting for a flush, so the lock is held only briefly there.
     /// </summary>
-    private async Task NotifyDoneAsync(Guid? nextTurn = null)
+    private Task NotifyDoneAsync(Guid? nextTurn = null)
     {
         // The conversation's next turn (ready now) is handed back to the host: its slot claims again
         // at once, so no other worker needs waking unless the host is stopping (WorkerHost does that).
         HandedBackTurn = nextTurn;
-        try
-        {
-            await _client.NotifyAsync(AosNotifications.TurnDone, TurnId.ToString());
-        }
-        catch (Exception e) when (e is AosException || IsDatabaseFailure(e))
-        {
-            _log.LogDebug(e, "aos_turn_done for turn {Turn} not sent", TurnId);
-        }
+        Finished = true;
+        return Task.CompletedTask;
     }
 
     private void Emit(WorkerEventKind kind, string message, string? tool = null, string? status = null) =>

@@ -82,13 +82,15 @@ public sealed class WorkerHost : IAsyncDisposable
         async Task Slot()
         {
             var backoff = TimeSpan.FromMilliseconds(100);
+            var finished = new List<Guid>();
             while (!Volatile.Read(ref done) && !ct.IsCancellationRequested)
             {
                 TurnContext? ctx;
                 Interlocked.Increment(ref _busy);
                 try
                 {
-                    ctx = await _client.ClaimTurnAsync(_options.WorkerId, _options.LeaseSeconds, _options.TenantId, ct);
+                    ctx = await _client.ClaimTurnAsync(_options.WorkerId, _options.LeaseSeconds, _options.TenantId, finished, ct);
+                    finished.Clear();
                     backoff = TimeSpan.FromMilliseconds(100);
                 }
                 catch (Exception e) when (TurnRunner.IsDatabaseFailure(e) && !ct.IsCancellationRequested)
@@ -112,7 +114,7 @@ public sealed class WorkerHost : IAsyncDisposable
                 }
                 try
                 {
-                    await RunTurnAsync(ctx, ct);
+                    await RunTurnAsync(ctx, finished, ct);
                     Interlocked.Increment(ref count);
                 }
                 finally
@@ -125,6 +127,7 @@ public sealed class WorkerHost : IAsyncDisposable
                     }
                 }
             }
+            await FlushFinishedAsync(finished);  // another slot saw the queue empty first
         }
         await Task.WhenAll(Enumerable.Range(0, _options.Concurrency).Select(_ => Task.Run(Slot, CancellationToken.None)));
         return count;
@@ -132,13 +135,27 @@ public sealed class WorkerHost : IAsyncDisposable
 
     private async Task SlotAsync(int slot, CancellationToken ct)
     {
+        var finished = new List<Guid>();
+        try
+        {
+            await SlotLoopAsync(slot, finished, ct);
+        }
+        finally
+        {
+            await FlushFinishedAsync(finished);
+        }
+    }
+
+    private async Task SlotLoopAsync(int slot, List<Guid> finished, CancellationToken ct)
+    {
         var backoff = TimeSpan.FromMilliseconds(100);
         while (!ct.IsCancellationRequested)
         {
             TurnContext? ctx;
             try
             {
-                ctx = await _client.ClaimTurnAsync(_options.WorkerId, _options.LeaseSeconds, _options.TenantId, ct);
+                ctx = await _client.ClaimTurnAsync(_options.WorkerId, _options.LeaseSeconds, _options.TenantId, finished, ct);
+                finished.Clear();
                 backoff = TimeSpan.FromMilliseconds(100);
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -157,11 +174,17 @@ public sealed class WorkerHost : IAsyncDisposable
                 await WaitAsync(_options.PollInterval, ct);
                 continue;
             }
-            await RunTurnAsync(ctx, ct);
+            await RunTurnAsync(ctx, finished, ct);
         }
     }
 
-    private async Task RunTurnAsync(TurnContext ctx, CancellationToken ct)
+    /// <summary>
+    /// Runs a claimed turn. When it finished, its id joins <paramref name="finished"/>: the slot's
+    /// next claim announces it (aos_turn_done) in the claim's own transaction, one commit fewer per
+    /// turn. The conversation's next turn, handed back by the kernel, is left to that claim too (one
+    /// turn became ready, one claimer came free). A stopping host sends both notifications itself.
+    /// </summary>
+    private async Task RunTurnAsync(TurnContext ctx, List<Guid> finished, CancellationToken ct)
     {
         var runner = new TurnRunner(_client, _options, _models, _tools, _log, EmitSafe, ctx);
         try
@@ -172,20 +195,39 @@ public sealed class WorkerHost : IAsyncDisposable
         {
             // shutting down
         }
-        if (runner.HandedBackTurn is { } next && ct.IsCancellationRequested)
+        if (runner.Finished)
         {
-            // This slot will not claim again: wake another worker for the conversation's next turn.
+            finished.Add(runner.Turn);
+        }
+        if (!ct.IsCancellationRequested)
+        {
+            return;
+        }
+        // This slot will not claim again: announce what it finished and wake another worker for the
+        // conversation's next turn.
+        await FlushFinishedAsync(finished, runner.HandedBackTurn);
+    }
+
+    /// <summary>Sends the aos_turn_done notifications a slot still owes (and an aos_turn_ready), each on its own.</summary>
+    private async Task FlushFinishedAsync(List<Guid> finished, Guid? ready = null)
+    {
+        var notes = finished.Select(t => (AosNotifications.TurnDone, t.ToString())).ToList();
+        if (ready is { } next)
+        {
+            notes.Add((AosNotifications.TurnReady, next.ToString()));
+        }
+        finished.Clear();
+        foreach (var (channel, payload) in notes)
+        {
             try
             {
-                await _client.NotifyAsync(AosNotifications.TurnReady, next.ToString(), CancellationToken.None);
+                await _client.NotifyAsync(channel, payload, CancellationToken.None);
             }
             catch (Exception e) when (e is AosException || TurnRunner.IsDatabaseFailure(e))
             {
-                _log.LogDebug(e, "aos_turn_ready for turn {Turn} not sent; idle workers find it when they poll", next);
+                _log.LogDebug(e, "{Channel} {Payload} not sent; watchers and workers poll as well", channel, payload);
             }
         }
-        // Otherwise the slot claims again right away and takes it (or an older ready turn, whose
-        // own wake-up went to a busy worker): one turn became ready, one claimer came free.
     }
 
     private async Task ListenAsync(CancellationToken ct)

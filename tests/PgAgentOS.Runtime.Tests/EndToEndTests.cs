@@ -95,6 +95,7 @@ public sealed class EndToEndTests(KernelDatabase db) : IClassFixture<KernelDatab
         var (conv, first) = await t.AskAsync("first");
         var second = await t.App.SendMessageAsync(conv, "second");
         await using var ready = await ChannelListener.StartAsync(db.ConnectionString(TestCluster.App), AosNotifications.TurnReady);
+        await using var done = await ChannelListener.StartAsync(db.ConnectionString(TestCluster.App), AosNotifications.TurnDone);
         await using var host = new WorkerHost(t.WorkerSource, Kit.Options("w-handback") with { TenantId = t.Tenant });
         Assert.Equal(2, await host.RunUntilIdleAsync(CancellationToken.None));
         Assert.Equal("completed", await t.StatusAsync(first));
@@ -103,6 +104,11 @@ public sealed class EndToEndTests(KernelDatabase db) : IClassFixture<KernelDatab
         await Kit.EventuallyAsync(() => Task.FromResult(ready.Payloads.Contains("barrier")), TimeSpan.FromSeconds(10), "the barrier");
         // the second turn became ready when the first completed; nobody was woken for it
         Assert.DoesNotContain(second.ToString(), ready.Payloads);
+        // both completions were announced (the first in the claim of the second, the second in the
+        // last, empty claim), each once
+        await t.App.NotifyAsync(AosNotifications.TurnDone, "barrier");
+        await Kit.EventuallyAsync(() => Task.FromResult(done.Payloads.Contains("barrier")), TimeSpan.FromSeconds(10), "the barrier");
+        Assert.Equal([first.ToString(), second.ToString(), "barrier"], done.Payloads);
     }
 
     [Fact]
