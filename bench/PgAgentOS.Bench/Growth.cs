@@ -72,9 +72,22 @@ internal static class Growth
             progress.Tick(string.Create(CultureInfo.InvariantCulture,
                 $"preloading history: {have:N0}/{target:N0} steps ({rate:N0} steps/s, about {(target - have) / Math.Max(rate, 1):N0} s left)"));
         }
+        // How the preloaded turns ended, appended in the order they finished (as _finish_turn appends
+        // them), once per preload: a recent window's outcomes sit together, as they would.
+        progress.Tick("turn outcomes of the preloaded history, in the order the turns finished");
+        await server.ExecSuperAsync("""
+            INSERT INTO aos_agent.turn_outcome (tenant_id, turn_id, agent_id, conversation_id, created_at, status, tokens_used, cost_usd,
+                                                duration_ms, tool_usage, finished_at)
+            SELECT t.tenant_id, t.turn_id, t.agent_id, t.conversation_id, t.created_at, t.status, t.tokens_used, t.cost_usd,
+                   (extract(epoch FROM t.completed_at - t.created_at) * 1000)::bigint, t.tool_usage, t.completed_at
+              FROM aos_agent.turn t
+             WHERE t.status IN ('completed', 'failed', 'cancelled', 'dead')
+               AND NOT EXISTS (SELECT 1 FROM aos_agent.turn_outcome o WHERE o.tenant_id = t.tenant_id AND o.turn_id = t.turn_id)
+             ORDER BY t.completed_at
+            """, ct);
         progress.Tick("VACUUM ANALYZE of the preloaded tables");
-        foreach (var table in new[] { "aos_agent.step", "aos_core.event_log", "aos_agent.turn", "aos_agent.conversation", "aos_agent.approval",
-                                      "aos_agent.tool_execution", "aos_core.run", "aos_agent.agent", "aos_auth.tenant" })
+        foreach (var table in new[] { "aos_agent.step", "aos_core.event_log", "aos_agent.turn", "aos_agent.turn_outcome", "aos_agent.conversation",
+                                      "aos_agent.approval", "aos_agent.tool_execution", "aos_core.run", "aos_agent.agent", "aos_auth.tenant" })
         {
             await server.ExecSuperAsync($"VACUUM (ANALYZE) {table}", ct);
         }
@@ -393,8 +406,8 @@ internal static class Growth
         var rawBytes = await Scalar<long>(conn, "SELECT pg_total_relation_size('bench.raw_step')", ct);
         result.PerRawRow = rawBytes / (double)Math.Max(rawRows, 1);
         long total = 0;
-        foreach (var rel in new[] { "aos_agent.step", "aos_core.event_log", "aos_agent.turn", "aos_agent.conversation", "aos_agent.approval",
-                                    "aos_agent.tool_execution", "aos_core.run" })
+        foreach (var rel in new[] { "aos_agent.step", "aos_core.event_log", "aos_agent.turn", "aos_agent.turn_outcome", "aos_agent.conversation",
+                                    "aos_agent.approval", "aos_agent.tool_execution", "aos_core.run" })
         {
             var b = await Scalar<long>(conn, $"SELECT pg_total_relation_size('{rel}')", ct);
             total += b;

@@ -319,6 +319,7 @@ DECLARE
     v_conv aos_agent.conversation%ROWTYPE;
     v_active boolean;
     v_next   uuid;
+    v_done   aos_agent.turn%ROWTYPE;
 BEGIN
     SELECT * INTO v_turn FROM aos_agent.turn WHERE tenant_id = p_tenant_id AND turn_id = p_turn_id FOR UPDATE;
     SELECT * INTO v_conv FROM aos_agent.conversation WHERE tenant_id = p_tenant_id AND conversation_id = v_turn.conversation_id FOR UPDATE;
@@ -342,7 +343,12 @@ BEGIN
            active_ms = t.active_ms + CASE WHEN v_active AND v_conv.cur_run_started IS NOT NULL
                                           THEN (extract(epoch FROM p_at - v_conv.cur_run_started) * 1000)::bigint ELSE 0 END,
            completed_at = p_at
-     WHERE t.tenant_id = p_tenant_id AND t.turn_id = p_turn_id;
+     WHERE t.tenant_id = p_tenant_id AND t.turn_id = p_turn_id
+    RETURNING t.* INTO v_done;
+    INSERT INTO aos_agent.turn_outcome (tenant_id, turn_id, agent_id, conversation_id, created_at, status, tokens_used, cost_usd,
+                                        duration_ms, tool_usage, finished_at)
+    VALUES (p_tenant_id, p_turn_id, v_done.agent_id, v_done.conversation_id, v_done.created_at, p_status, v_done.tokens_used,
+            v_done.cost_usd, greatest((extract(epoch FROM p_at - v_done.created_at) * 1000)::bigint, 0), v_done.tool_usage, p_at);
     UPDATE aos_core.run
        SET status = CASE p_status WHEN 'completed' THEN 'succeeded' WHEN 'cancelled' THEN 'cancelled' ELSE 'failed' END,
            ended_at = p_at,

@@ -6,9 +6,11 @@ RETURNS jsonb
 LANGUAGE plpgsql STABLE
 AS $$
 DECLARE
-    v_tenant uuid := aos_auth._require_tenant();
-    v_since  timestamptz;
-    v_result jsonb;
+    v_tenant        uuid := aos_auth._require_tenant();
+    v_since         timestamptz;
+    v_result        jsonb;
+    v_turns         bigint;
+    v_conversations bigint;
 BEGIN
     PERFORM aos_core._check_id(p_agent_id, 'agent id');
     IF p_days IS NULL OR p_days NOT BETWEEN 1 AND 3650 THEN
@@ -18,35 +20,38 @@ BEGIN
         PERFORM aos_core._not_found('agent', p_agent_id);
     END IF;
     v_since := now() - make_interval(days => p_days);
-    -- One pass over the agent's turns in the window (index turn_agent_idx): the aggregates and the
-    -- tool counts read the same materialized rows, not each turn's heap tuple twice.
-    WITH t AS MATERIALIZED (
-        SELECT x.turn_id, x.conversation_id, x.status, x.tokens_used, x.cost_usd, x.created_at, x.completed_at, x.tool_usage
-          FROM aos_agent.turn x
+    -- Turns and conversations in the window from turn_agent_idx alone (an index-only scan: it
+    -- includes conversation_id); how the finished ones ended from turn_outcome, whose rows for a
+    -- recent window sit together. Neither reads the wide turn rows.
+    SELECT count(*), count(DISTINCT t.conversation_id) INTO v_turns, v_conversations
+      FROM aos_agent.turn t
+     WHERE t.tenant_id = v_tenant AND t.agent_id = p_agent_id AND t.created_at >= v_since;
+    WITH o AS MATERIALIZED (
+        SELECT x.status, x.tokens_used, x.cost_usd, x.duration_ms, x.tool_usage
+          FROM aos_agent.turn_outcome x
          WHERE x.tenant_id = v_tenant AND x.agent_id = p_agent_id AND x.created_at >= v_since)
     SELECT jsonb_build_object(
                'agent_id', p_agent_id,
                'days', p_days,
-               'total_conversations', count(DISTINCT t.conversation_id),
-               'total_turns', count(*),
-               'completed_turns', count(*) FILTER (WHERE t.status = 'completed'),
-               'failed_turns', count(*) FILTER (WHERE t.status IN ('failed', 'dead')),
-               'total_tokens', coalesce(sum(t.tokens_used), 0),
-               'total_cost_usd', coalesce(round(sum(t.cost_usd), 6), 0),
-               'avg_turn_duration_ms', coalesce(round(avg(extract(epoch FROM t.completed_at - t.created_at) * 1000)
-                                                      FILTER (WHERE t.status = 'completed')), 0),
-               'success_rate', coalesce(round(100.0 * count(*) FILTER (WHERE t.status = 'completed')
-                                              / nullif(count(*) FILTER (WHERE t.status IN ('completed', 'failed', 'dead')), 0), 1), 0),
+               'total_conversations', v_conversations,
+               'total_turns', v_turns,
+               'completed_turns', count(*) FILTER (WHERE o.status = 'completed'),
+               'failed_turns', count(*) FILTER (WHERE o.status IN ('failed', 'dead')),
+               'total_tokens', coalesce(sum(o.tokens_used), 0),
+               'total_cost_usd', coalesce(round(sum(o.cost_usd), 6), 0),
+               'avg_turn_duration_ms', coalesce(round(avg(o.duration_ms) FILTER (WHERE o.status = 'completed')), 0),
+               'success_rate', coalesce(round(100.0 * count(*) FILTER (WHERE o.status = 'completed')
+                                              / nullif(count(*) FILTER (WHERE o.status IN ('completed', 'failed', 'dead')), 0), 1), 0),
                'tool_usage', coalesce((SELECT jsonb_object_agg(k, n) FROM (
                                         SELECT u.key AS k, sum(u.value::bigint) AS n
-                                          FROM t x CROSS JOIN LATERAL jsonb_each_text(x.tool_usage) u
+                                          FROM o x CROSS JOIN LATERAL jsonb_each_text(x.tool_usage) u
                                          GROUP BY u.key) tu), '{}'),
-               'avg_rating', (SELECT round(avg(o.score), 2) FROM aos_agent.observation o
-                               JOIN aos_agent.turn x ON x.tenant_id = o.tenant_id AND x.turn_id = o.turn_id
-                              WHERE o.tenant_id = v_tenant AND o.observation_type = 'rating' AND x.agent_id = p_agent_id
-                                AND o.created_at >= v_since))
+               'avg_rating', (SELECT round(avg(r.score), 2) FROM aos_agent.observation r
+                               JOIN aos_agent.turn x ON x.tenant_id = r.tenant_id AND x.turn_id = r.turn_id
+                              WHERE r.tenant_id = v_tenant AND r.observation_type = 'rating' AND x.agent_id = p_agent_id
+                                AND r.created_at >= v_since))
       INTO v_result
-      FROM t;
+      FROM o;
     RETURN v_result;
 END
 $$;

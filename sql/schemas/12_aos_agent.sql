@@ -144,7 +144,9 @@ CREATE TABLE aos_agent.turn (
 ) WITH (fillfactor = 80);
 CREATE UNIQUE INDEX turn_id_key ON aos_agent.turn (turn_id);
 CREATE INDEX turn_created_idx ON aos_agent.turn (tenant_id, created_at);
-CREATE INDEX turn_agent_idx ON aos_agent.turn (tenant_id, agent_id, created_at);
+-- conversation_id is included (it never changes, so updates of a turn stay HOT) so that analytics
+-- count an agent's turns and conversations in a window from the index alone
+CREATE INDEX turn_agent_idx ON aos_agent.turn (tenant_id, agent_id, created_at) INCLUDE (conversation_id);
 COMMENT ON TABLE aos_agent.turn IS
     'Turns: one user message and everything the agent did to answer it. Finished turns (completed, failed, cancelled, dead) do not change.';
 COMMENT ON COLUMN aos_agent.turn.failures IS 'Attempts that ended without a clean hand-off (worker lost, error). At max_attempts the turn is dead.';
@@ -249,6 +251,29 @@ CREATE TABLE aos_agent.memory (
     CONSTRAINT memory_value_size_check CHECK (octet_length(value::text) <= 1048576)  -- as the API measures it
 );
 COMMENT ON TABLE aos_agent.memory IS 'What agents remember across conversations, by key (with an optional embedding for similarity search).';
+
+-- turn_outcome: one narrow row per finished turn, written by _finish_turn (append-only). Analytics
+-- over an agent's last days read these instead of the turns: a window's outcomes sit together at
+-- the end of the table, where the turns they summarise are wide rows spread over the whole heap
+-- (get_agent_analytics read ~21,000 turn rows at 10^7 steps: 490 ms).
+CREATE TABLE aos_agent.turn_outcome (
+    tenant_id       uuid           NOT NULL,
+    turn_id         uuid           NOT NULL,
+    agent_id        uuid           NOT NULL,
+    conversation_id uuid           NOT NULL,
+    created_at      timestamptz    NOT NULL,   -- the turn's (analytics windows are by the turn's creation)
+    status          text           NOT NULL,
+    tokens_used     bigint         NOT NULL,
+    cost_usd        numeric(16, 6) NOT NULL,
+    duration_ms     bigint         NOT NULL,
+    tool_usage      jsonb          NOT NULL,
+    finished_at     timestamptz    NOT NULL,
+    CONSTRAINT turn_outcome_pkey PRIMARY KEY (tenant_id, turn_id),
+    CONSTRAINT turn_outcome_status_check CHECK (status IN ('completed', 'failed', 'cancelled', 'dead'))
+);
+CREATE INDEX turn_outcome_agent_idx ON aos_agent.turn_outcome (tenant_id, agent_id, created_at);
+COMMENT ON TABLE aos_agent.turn_outcome IS
+    'How each finished turn ended (status, tokens, cost, duration, tool calls): written once when it finishes, read by analytics.';
 
 CREATE TABLE aos_agent.observation (
     tenant_id        uuid        NOT NULL,

@@ -31,6 +31,14 @@ public sealed class ScaleDatabase : KernelDatabase
                  CROSS JOIN LATERAL (SELECT now() - interval '6 days' + (random() * interval '5 days') AS at) x
                  WHERE c.tenant_id = $1 AND c.agent_id = $2
                 """, w.Tenant, w.Agent);
+            // how they ended, as _finish_turn records it for analytics
+            await su.ExecAsync("""
+                INSERT INTO aos_agent.turn_outcome (tenant_id, turn_id, agent_id, conversation_id, created_at, status, tokens_used, cost_usd,
+                                                    duration_ms, tool_usage, finished_at)
+                SELECT t.tenant_id, t.turn_id, t.agent_id, t.conversation_id, t.created_at, t.status, t.tokens_used, t.cost_usd,
+                       (extract(epoch FROM t.completed_at - t.created_at) * 1000)::bigint, t.tool_usage, t.completed_at
+                  FROM aos_agent.turn t WHERE t.tenant_id = $1 AND t.agent_id = $2 ORDER BY t.completed_at
+                """, w.Tenant, w.Agent);
             await su.ExecAsync("""
                 INSERT INTO aos_agent.step (tenant_id, step_id, turn_id, conversation_id, step_number, step_type, status, tool_name,
                                             content, created_at, completed_at)
