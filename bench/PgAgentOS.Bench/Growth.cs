@@ -72,21 +72,8 @@ internal static class Growth
             progress.Tick(string.Create(CultureInfo.InvariantCulture,
                 $"preloading history: {have:N0}/{target:N0} steps ({rate:N0} steps/s, about {(target - have) / Math.Max(rate, 1):N0} s left)"));
         }
-        // How the preloaded turns ended, appended in the order they finished (as _finish_turn appends
-        // them), once per preload: a recent window's outcomes sit together, as they would.
-        progress.Tick("turn outcomes of the preloaded history, in the order the turns finished");
-        await server.ExecSuperAsync("""
-            INSERT INTO aos_agent.turn_outcome (tenant_id, turn_id, agent_id, conversation_id, created_at, status, tokens_used, cost_usd,
-                                                duration_ms, tool_usage, finished_at)
-            SELECT t.tenant_id, t.turn_id, t.agent_id, t.conversation_id, t.created_at, t.status, t.tokens_used, t.cost_usd,
-                   (extract(epoch FROM t.completed_at - t.created_at) * 1000)::bigint, t.tool_usage, t.completed_at
-              FROM aos_agent.turn t
-             WHERE t.status IN ('completed', 'failed', 'cancelled', 'dead')
-               AND NOT EXISTS (SELECT 1 FROM aos_agent.turn_outcome o WHERE o.tenant_id = t.tenant_id AND o.turn_id = t.turn_id)
-             ORDER BY t.completed_at
-            """, ct);
         progress.Tick("VACUUM ANALYZE of the preloaded tables");
-        foreach (var table in new[] { "aos_agent.step", "aos_core.event_log", "aos_agent.turn", "aos_agent.turn_outcome", "aos_agent.conversation",
+        foreach (var table in new[] { "aos_agent.step", "aos_core.event_log", "aos_agent.turn", "aos_agent.agent_hourly", "aos_agent.conversation",
                                       "aos_agent.approval", "aos_agent.tool_execution", "aos_core.run", "aos_agent.agent", "aos_auth.tenant" })
         {
             await server.ExecSuperAsync($"VACUUM (ANALYZE) {table}", ct);
@@ -128,6 +115,20 @@ internal static class Growth
                '{"web_search": 1}', '{"max_iterations": 10, "max_tokens": 200000, "max_cost_usd": null, "max_seconds": 600}',
                t.created_at, t.created_at + interval '40 ms', t.created_at + interval '1900 ms'
           FROM g_turn t;
+
+        -- how they ended, summed per agent and hour as _finish_turn does
+        INSERT INTO aos_agent.agent_hourly AS h (tenant_id, agent_id, hour, shard, finished_turns, completed_turns, failed_turns,
+                                                 tokens_used, cost_usd, completed_ms, tool_usage)
+        SELECT t.tenant_id, t.agent_id, aos_core._hour(t.created_at), (abs(hashtext(t.turn_id::text)) % 8)::smallint,
+               count(*), count(*), 0, 2750 * count(*), 0, 1900 * count(*), jsonb_build_object('web_search', count(*))
+          FROM g_turn t
+         GROUP BY 1, 2, 3, 4
+        ON CONFLICT (tenant_id, agent_id, hour, shard) DO UPDATE
+           SET finished_turns = h.finished_turns + excluded.finished_turns,
+               completed_turns = h.completed_turns + excluded.completed_turns,
+               tokens_used = h.tokens_used + excluded.tokens_used,
+               completed_ms = h.completed_ms + excluded.completed_ms,
+               tool_usage = aos_core._merge_counts(h.tool_usage, excluded.tool_usage);
 
         INSERT INTO aos_agent.step (tenant_id, step_id, turn_id, conversation_id, step_number, step_type, status, iteration, attempt,
                                     tool_name, call_id, args_hash, parent_step_id, content, tokens, duration_ms, created_at, completed_at)
@@ -406,7 +407,7 @@ internal static class Growth
         var rawBytes = await Scalar<long>(conn, "SELECT pg_total_relation_size('bench.raw_step')", ct);
         result.PerRawRow = rawBytes / (double)Math.Max(rawRows, 1);
         long total = 0;
-        foreach (var rel in new[] { "aos_agent.step", "aos_core.event_log", "aos_agent.turn", "aos_agent.turn_outcome", "aos_agent.conversation",
+        foreach (var rel in new[] { "aos_agent.step", "aos_core.event_log", "aos_agent.turn", "aos_agent.agent_hourly", "aos_agent.conversation",
                                     "aos_agent.approval", "aos_agent.tool_execution", "aos_core.run" })
         {
             var b = await Scalar<long>(conn, $"SELECT pg_total_relation_size('{rel}')", ct);

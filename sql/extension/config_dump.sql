@@ -27,4 +27,4 @@ SELECT pg_catalog.pg_extension_config_dump('aos_agent.approval', '');
 SELECT pg_catalog.pg_extension_config_dump('aos_agent.tool_execution', '');
 SELECT pg_catalog.pg_extension_config_dump('aos_agent.memory', '');
 SELECT pg_catalog.pg_extension_config_dump('aos_agent.observation', '');
-SELECT pg_catalog.pg_extension_config_dump('aos_agent.turn_outcome', '');
+SELECT pg_catalog.pg_extension_config_dump('aos_agent.agent_hourly', '');

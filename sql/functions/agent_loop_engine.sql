@@ -345,10 +345,21 @@ BEGIN
            completed_at = p_at
      WHERE t.tenant_id = p_tenant_id AND t.turn_id = p_turn_id
     RETURNING t.* INTO v_done;
-    INSERT INTO aos_agent.turn_outcome (tenant_id, turn_id, agent_id, conversation_id, created_at, status, tokens_used, cost_usd,
-                                        duration_ms, tool_usage, finished_at)
-    VALUES (p_tenant_id, p_turn_id, v_done.agent_id, v_done.conversation_id, v_done.created_at, p_status, v_done.tokens_used,
-            v_done.cost_usd, greatest((extract(epoch FROM p_at - v_done.created_at) * 1000)::bigint, 0), v_done.tool_usage, p_at);
+    -- the agent's hourly analytics (the hour the turn was created; a shard by turn, so that
+    -- concurrent completions of one agent seldom wait for the same row)
+    INSERT INTO aos_agent.agent_hourly AS h (tenant_id, agent_id, hour, shard, finished_turns, completed_turns, failed_turns,
+                                             tokens_used, cost_usd, completed_ms, tool_usage)
+    VALUES (p_tenant_id, v_done.agent_id, aos_core._hour(v_done.created_at), (abs(hashtext(p_turn_id::text)) % 8)::smallint, 1,
+            (p_status = 'completed')::integer, (p_status IN ('failed', 'dead'))::integer, v_done.tokens_used, v_done.cost_usd,
+            CASE WHEN p_status = 'completed' THEN extract(epoch FROM p_at - v_done.created_at) * 1000 ELSE 0 END, v_done.tool_usage)
+    ON CONFLICT (tenant_id, agent_id, hour, shard) DO UPDATE
+       SET finished_turns = h.finished_turns + 1,
+           completed_turns = h.completed_turns + excluded.completed_turns,
+           failed_turns = h.failed_turns + excluded.failed_turns,
+           tokens_used = h.tokens_used + excluded.tokens_used,
+           cost_usd = h.cost_usd + excluded.cost_usd,
+           completed_ms = h.completed_ms + excluded.completed_ms,
+           tool_usage = CASE WHEN excluded.tool_usage = '{}' THEN h.tool_usage ELSE aos_core._merge_counts(h.tool_usage, excluded.tool_usage) END;
     UPDATE aos_core.run
        SET status = CASE p_status WHEN 'completed' THEN 'succeeded' WHEN 'cancelled' THEN 'cancelled' ELSE 'failed' END,
            ended_at = p_at,

@@ -11,6 +11,7 @@ DECLARE
     v_result        jsonb;
     v_turns         bigint;
     v_conversations bigint;
+    v_edge          timestamptz;
 BEGIN
     PERFORM aos_core._check_id(p_agent_id, 'agent id');
     IF p_days IS NULL OR p_days NOT BETWEEN 1 AND 3650 THEN
@@ -20,28 +21,37 @@ BEGIN
         PERFORM aos_core._not_found('agent', p_agent_id);
     END IF;
     v_since := now() - make_interval(days => p_days);
+    v_edge := to_timestamp(floor(extract(epoch FROM v_since) / 3600) * 3600);   -- as aos_core._hour (internal, not granted to callers)
+    IF v_edge < v_since THEN
+        v_edge := v_edge + interval '1 hour';   -- the first whole hour of the window
+    END IF;
     -- Turns and conversations in the window from turn_agent_idx alone (an index-only scan: it
-    -- includes conversation_id); how the finished ones ended from turn_outcome, whose rows for a
-    -- recent window sit together. Neither reads the wide turn rows.
+    -- includes conversation_id). How the finished ones ended: the hourly sums of the whole hours
+    -- (agent_hourly), and the turns themselves for the part of an hour the window starts in.
     SELECT count(*), count(DISTINCT t.conversation_id) INTO v_turns, v_conversations
       FROM aos_agent.turn t
      WHERE t.tenant_id = v_tenant AND t.agent_id = p_agent_id AND t.created_at >= v_since;
     WITH o AS MATERIALIZED (
-        SELECT x.status, x.tokens_used, x.cost_usd, x.duration_ms, x.tool_usage
-          FROM aos_agent.turn_outcome x
-         WHERE x.tenant_id = v_tenant AND x.agent_id = p_agent_id AND x.created_at >= v_since)
+        SELECT h.completed_turns AS completed, h.failed_turns AS failed, h.tokens_used, h.cost_usd, h.completed_ms, h.tool_usage
+          FROM aos_agent.agent_hourly h
+         WHERE h.tenant_id = v_tenant AND h.agent_id = p_agent_id AND h.hour >= v_edge
+        UNION ALL
+        SELECT (x.status = 'completed')::integer, (x.status IN ('failed', 'dead'))::integer, x.tokens_used, x.cost_usd,
+               CASE WHEN x.status = 'completed' THEN extract(epoch FROM x.completed_at - x.created_at) * 1000 ELSE 0 END, x.tool_usage
+          FROM aos_agent.turn x
+         WHERE x.tenant_id = v_tenant AND x.agent_id = p_agent_id AND x.created_at >= v_since AND x.created_at < v_edge
+           AND x.status IN ('completed', 'failed', 'cancelled', 'dead'))
     SELECT jsonb_build_object(
                'agent_id', p_agent_id,
                'days', p_days,
                'total_conversations', v_conversations,
                'total_turns', v_turns,
-               'completed_turns', count(*) FILTER (WHERE o.status = 'completed'),
-               'failed_turns', count(*) FILTER (WHERE o.status IN ('failed', 'dead')),
+               'completed_turns', coalesce(sum(o.completed), 0),
+               'failed_turns', coalesce(sum(o.failed), 0),
                'total_tokens', coalesce(sum(o.tokens_used), 0),
                'total_cost_usd', coalesce(round(sum(o.cost_usd), 6), 0),
-               'avg_turn_duration_ms', coalesce(round(avg(o.duration_ms) FILTER (WHERE o.status = 'completed')), 0),
-               'success_rate', coalesce(round(100.0 * count(*) FILTER (WHERE o.status = 'completed')
-                                              / nullif(count(*) FILTER (WHERE o.status IN ('completed', 'failed', 'dead')), 0), 1), 0),
+               'avg_turn_duration_ms', coalesce(round(sum(o.completed_ms) / nullif(sum(o.completed), 0)), 0),
+               'success_rate', coalesce(round(100.0 * sum(o.completed) / nullif(sum(o.completed) + sum(o.failed), 0), 1), 0),
                'tool_usage', coalesce((SELECT jsonb_object_agg(k, n) FROM (
                                         SELECT u.key AS k, sum(u.value::bigint) AS n
                                           FROM o x CROSS JOIN LATERAL jsonb_each_text(x.tool_usage) u

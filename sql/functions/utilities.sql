@@ -89,6 +89,25 @@ LANGUAGE sql STABLE STRICT PARALLEL SAFE
 AS $$ SELECT sha256(convert_to(p_value::text, 'UTF8')) $$;
 COMMENT ON FUNCTION aos_core.json_sha256(jsonb) IS 'SHA-256 of the canonical text of a JSON value (how tool arguments are bound to their approval).';
 
+-- _merge_counts: two JSON objects of counts added key by key ({"a": 1} + {"a": 2, "b": 1}).
+CREATE FUNCTION aos_core._merge_counts(p_a jsonb, p_b jsonb)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT coalesce(jsonb_object_agg(u.key, u.n), '{}')
+      FROM (SELECT x.key, sum(x.value::bigint) AS n
+              FROM (SELECT * FROM jsonb_each_text(coalesce(p_a, '{}')) UNION ALL SELECT * FROM jsonb_each_text(coalesce(p_b, '{}'))) x
+             GROUP BY x.key) u
+$$;
+COMMENT ON FUNCTION aos_core._merge_counts(jsonb, jsonb) IS 'Internal: adds two JSON objects of counts key by key.';
+
+-- _hour: the start of a timestamp's hour in UTC, whatever the session's TimeZone.
+CREATE FUNCTION aos_core._hour(p_at timestamptz)
+RETURNS timestamptz
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT to_timestamp(floor(extract(epoch FROM p_at) / 3600) * 3600) $$;
+COMMENT ON FUNCTION aos_core._hour(timestamptz) IS 'Internal: the start of the UTC hour a timestamp falls in.';
+
 CREATE FUNCTION aos_core.format_duration(p_ms bigint)
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE

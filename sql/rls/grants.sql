@@ -84,7 +84,7 @@ GRANT SELECT ON
     aos_core.run, aos_core.event_log, aos_core.checkpoint, aos_core.checkpoint_head,
     aos_egress.allowlist, aos_egress.request, aos_policy.policy_rule,
     aos_agent.agent, aos_agent.conversation, aos_agent.turn, aos_agent.step, aos_agent.approval, aos_agent.tool_execution,
-    aos_agent.memory, aos_agent.observation, aos_agent.turn_outcome,
+    aos_agent.memory, aos_agent.observation, aos_agent.agent_hourly,
     aos_agent.realtime_steps, aos_agent.tool_call_queue, aos_agent.thinking_trace, aos_agent.conversation_timeline,
     aos_agent.agent_stats, aos_agent.dashboard_overview, aos_agent.error_log, aos_agent.turn_queue
   TO aos_app, aos_analytics;

@@ -17,7 +17,7 @@ BEGIN
         'aos_egress.allowlist', 'aos_egress.request',
         'aos_policy.policy_rule',
         'aos_agent.agent', 'aos_agent.conversation', 'aos_agent.turn', 'aos_agent.step', 'aos_agent.approval',
-        'aos_agent.tool_execution', 'aos_agent.memory', 'aos_agent.observation', 'aos_agent.turn_outcome']
+        'aos_agent.tool_execution', 'aos_agent.memory', 'aos_agent.observation', 'aos_agent.agent_hourly']
     LOOP
         EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', v_table);
         EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', v_table);

@@ -116,7 +116,7 @@ public sealed class DumpRestoreTests
         foreach (var t in new[] { "aos_auth.tenant", "aos_auth.principal", "aos_auth.role_grant", "aos_auth.api_key", "aos_persona.persona",
                      "aos_core.run", "aos_core.event_log", "aos_core.checkpoint", "aos_core.checkpoint_head", "aos_egress.allowlist",
                      "aos_policy.policy_rule", "aos_agent.agent", "aos_agent.conversation", "aos_agent.turn", "aos_agent.step",
-                     "aos_agent.approval", "aos_agent.tool_execution", "aos_agent.memory", "aos_agent.observation", "aos_agent.turn_outcome" })
+                     "aos_agent.approval", "aos_agent.tool_execution", "aos_agent.memory", "aos_agent.observation", "aos_agent.agent_hourly" })
         {
             Assert.True(counts[t] > 0, $"the test should put rows into {t}");
         }

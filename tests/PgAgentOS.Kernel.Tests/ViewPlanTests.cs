@@ -33,11 +33,12 @@ public sealed class ScaleDatabase : KernelDatabase
                 """, w.Tenant, w.Agent);
             // how they ended, as _finish_turn records it for analytics
             await su.ExecAsync("""
-                INSERT INTO aos_agent.turn_outcome (tenant_id, turn_id, agent_id, conversation_id, created_at, status, tokens_used, cost_usd,
-                                                    duration_ms, tool_usage, finished_at)
-                SELECT t.tenant_id, t.turn_id, t.agent_id, t.conversation_id, t.created_at, t.status, t.tokens_used, t.cost_usd,
-                       (extract(epoch FROM t.completed_at - t.created_at) * 1000)::bigint, t.tool_usage, t.completed_at
-                  FROM aos_agent.turn t WHERE t.tenant_id = $1 AND t.agent_id = $2 ORDER BY t.completed_at
+                INSERT INTO aos_agent.agent_hourly (tenant_id, agent_id, hour, shard, finished_turns, completed_turns, failed_turns,
+                                                    tokens_used, cost_usd, completed_ms, tool_usage)
+                SELECT t.tenant_id, t.agent_id, aos_core._hour(t.created_at), 0, count(*), count(*), 0, sum(t.tokens_used), sum(t.cost_usd),
+                       sum(extract(epoch FROM t.completed_at - t.created_at) * 1000), jsonb_build_object('web_search', 2 * count(*))
+                  FROM aos_agent.turn t WHERE t.tenant_id = $1 AND t.agent_id = $2
+                 GROUP BY 1, 2, 3
                 """, w.Tenant, w.Agent);
             await su.ExecAsync("""
                 INSERT INTO aos_agent.step (tenant_id, step_id, turn_id, conversation_id, step_number, step_type, status, tool_name,
