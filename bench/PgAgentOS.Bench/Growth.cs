@@ -119,7 +119,7 @@ internal static class Growth
         -- how they ended, summed per agent and hour as _finish_turn does
         INSERT INTO aos_agent.agent_hourly AS h (tenant_id, agent_id, hour, shard, finished_turns, completed_turns, failed_turns,
                                                  tokens_used, cost_usd, completed_ms, tool_usage)
-        SELECT t.tenant_id, t.agent_id, aos_core._hour(t.created_at), (abs(hashtext(t.turn_id::text)) % 8)::smallint,
+        SELECT t.tenant_id, t.agent_id, aos_core._hour(t.created_at), (abs(hashtext(t.turn_id::text)) % 16)::smallint,
                count(*), count(*), 0, 2750 * count(*), 0, 1900 * count(*), jsonb_build_object('web_search', count(*))
           FROM g_turn t
          GROUP BY 1, 2, 3, 4

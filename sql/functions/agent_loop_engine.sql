@@ -349,7 +349,7 @@ BEGIN
     -- concurrent completions of one agent seldom wait for the same row)
     INSERT INTO aos_agent.agent_hourly AS h (tenant_id, agent_id, hour, shard, finished_turns, completed_turns, failed_turns,
                                              tokens_used, cost_usd, completed_ms, tool_usage)
-    VALUES (p_tenant_id, v_done.agent_id, aos_core._hour(v_done.created_at), (abs(hashtext(p_turn_id::text)) % 8)::smallint, 1,
+    VALUES (p_tenant_id, v_done.agent_id, aos_core._hour(v_done.created_at), (abs(hashtext(p_turn_id::text)) % 16)::smallint, 1,
             (p_status = 'completed')::integer, (p_status IN ('failed', 'dead'))::integer, v_done.tokens_used, v_done.cost_usd,
             CASE WHEN p_status = 'completed' THEN extract(epoch FROM p_at - v_done.created_at) * 1000 ELSE 0 END, v_done.tool_usage)
     ON CONFLICT (tenant_id, agent_id, hour, shard) DO UPDATE

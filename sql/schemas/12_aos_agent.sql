@@ -253,9 +253,9 @@ CREATE TABLE aos_agent.memory (
 COMMENT ON TABLE aos_agent.memory IS 'What agents remember across conversations, by key (with an optional embedding for similarity search).';
 
 -- agent_hourly: how an agent's finished turns ended, summed per hour of the turns' creation (UTC
--- hours), in eight shards per hour so that concurrent completions rarely wait for one another's
+-- hours), in sixteen shards per hour so that concurrent completions rarely wait for one another's
 -- row lock. _finish_turn adds each finished turn (one upsert, updated in place). Analytics over an
--- agent's last days read at most 24 × 8 rows a day instead of every turn (get_agent_analytics read
+-- agent's last days read at most 24 × 16 rows a day instead of every turn (get_agent_analytics read
 -- ~21,000 wide turn rows at 10^7 steps: 490 ms).
 CREATE TABLE aos_agent.agent_hourly (
     tenant_id       uuid           NOT NULL,
@@ -270,7 +270,7 @@ CREATE TABLE aos_agent.agent_hourly (
     completed_ms    numeric        NOT NULL DEFAULT 0,   -- summed durations of the completed turns
     tool_usage      jsonb          NOT NULL DEFAULT '{}',
     CONSTRAINT agent_hourly_pkey PRIMARY KEY (tenant_id, agent_id, hour, shard),
-    CONSTRAINT agent_hourly_shard_check CHECK (shard BETWEEN 0 AND 7)
+    CONSTRAINT agent_hourly_shard_check CHECK (shard BETWEEN 0 AND 15)
 );
 COMMENT ON TABLE aos_agent.agent_hourly IS
     'Per agent and hour of the turns'' creation: finished, completed and failed turns, tokens, cost, durations and tool calls (added by _finish_turn; read by analytics).';

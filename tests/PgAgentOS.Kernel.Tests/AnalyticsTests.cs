@@ -95,7 +95,7 @@ public sealed class AnalyticsTests(KernelDatabase db) : IClassFixture<KernelData
                   FROM t
                 RETURNING turn_id, created_at, tokens_used, tool_usage)
             INSERT INTO aos_agent.agent_hourly (tenant_id, agent_id, hour, shard, finished_turns, completed_turns, tokens_used, completed_ms, tool_usage)
-            SELECT $1, $3, aos_core._hour(created_at), (abs(hashtext(turn_id::text)) % 8)::smallint, 1, 1, tokens_used, 2000, tool_usage FROM ins
+            SELECT $1, $3, aos_core._hour(created_at), (abs(hashtext(turn_id::text)) % 16)::smallint, 1, 1, tokens_used, 2000, tool_usage FROM ins
             """, w.Tenant, conv, w.Agent);
         var analytics = await conn.JsonAsync("SELECT aos_agent.get_agent_analytics($1, 1)::text", w.Agent);
         Assert.Equal(1, (int)analytics["total_turns"]!);
