@@ -1,9 +1,13 @@
--- pgAgentOS kernel — analytics. Both read turns only (each finished turn carries its totals and
--- tool usage), so they stay fast however many steps there are.
+-- pgAgentOS kernel — analytics. They read no steps: get_agent_analytics counts turns from an
+-- index and sums agent_hourly; get_hourly_activity reads the tenant's turns of the last days.
 
+-- plan_cache_mode: tenants differ in size by orders of magnitude, so a plan cached for "an average
+-- tenant" (PostgreSQL's generic plan, chosen after five calls in a session) can be the wrong one
+-- for the largest; planning each call costs well under a millisecond here.
 CREATE FUNCTION aos_agent.get_agent_analytics(p_agent_id uuid, p_days integer DEFAULT 7)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
+SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
     v_tenant        uuid := aos_auth._require_tenant();
