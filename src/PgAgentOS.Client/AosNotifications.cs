@@ -104,27 +104,46 @@ public static class AosNotifications
             finally
             {
                 await linked.CancelAsync();
-                try
+                // The reader must stop before the connection is used again. Npgsql's WaitAsync can
+                // miss its cancellation (an idle backend has no query to cancel), and a caller that
+                // stops following must never hang on that: after a grace period the connection is
+                // left to the reader, which closes it when its wait ends (a notification, a poll, or
+                // the server closing the session), and is never reused.
+                var handedToReader = false;
+                if (await Task.WhenAny(pump, Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None)) != pump)
                 {
-                    await pump;
+                    var abandoned = conn;
+                    _ = pump.ContinueWith(_ => abandoned.Dispose(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously,
+                        TaskScheduler.Default);
+                    handedToReader = true;
                 }
-                catch (OperationCanceledException)
+                else
                 {
-                }
-                // Pooled connections may not be reset on reuse (No Reset On Close): stop listening
-                // before this one goes back to the pool.
-                try
-                {
-                    if (!lost)
+                    try
                     {
-                        await using var unlisten = new NpgsqlCommand("UNLISTEN *", conn);
-                        await unlisten.ExecuteNonQueryAsync(CancellationToken.None);
+                        await pump;
+                    }
+                    catch (OperationCanceledException)
+                    {
                     }
                 }
-                catch (Exception e) when (e is NpgsqlException or IOException or InvalidOperationException)
+                if (!handedToReader)
                 {
+                    // Pooled connections may not be reset on reuse (No Reset On Close): stop listening
+                    // before this one goes back to the pool.
+                    try
+                    {
+                        if (!lost)
+                        {
+                            await using var unlisten = new NpgsqlCommand("UNLISTEN *", conn);
+                            await unlisten.ExecuteNonQueryAsync(CancellationToken.None);
+                        }
+                    }
+                    catch (Exception e) when (e is NpgsqlException or IOException or InvalidOperationException)
+                    {
+                    }
+                    await conn.DisposeAsync();
                 }
-                await conn.DisposeAsync();
             }
         }
     }
