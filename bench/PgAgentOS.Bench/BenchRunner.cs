@@ -61,9 +61,10 @@ public static class BenchRunner
                 : "--no-pgbench: the plain Npgsql loop is the raw INSERT baseline.");
         }
         var maxInsert = report.RawInsertNpgsql.Max(p => p.PerSecond);
-        await RawFigures.FillQueueAsync(server, (int)Math.Clamp(maxInsert * (o.WarmupSeconds + o.DurationSeconds), 1_000, 500_000), ct);
         foreach (var n in o.Clients)
         {
+            // a full queue for every window (one fill for all of them ran dry in short windows)
+            await RawFigures.FillQueueAsync(server, (int)Math.Clamp(maxInsert * (o.WarmupSeconds + o.DurationSeconds), 1_000, 500_000), ct);
             var q = await RawFigures.QueueAsync(server, rawSource, n, o.WarmupSeconds, o.DurationSeconds, progress, ct);
             report.RawQueue.Add(q);
             progress.Info(F($"raw SKIP LOCKED claim + complete, {n,2} client(s): {q.PerSecond,9:N0} cycles/s"));

@@ -299,58 +299,16 @@ internal static class LatencyFigures
         BenchProgress progress, CancellationToken ct)
     {
         var (_, app, agent) = await sc.TenantAsync(tenantName, autoApprove: true, bigBudget: false, ct);
-        var signals = new Signals();
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var allReady = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var tasks = StartWorkers(server, workers, signals, approvals: false, allReady, stop.Token);
-        List<(double Start, double Return)> ms;
-        try
-        {
-            await Task.WhenAny(allReady.Task, Task.WhenAll(tasks)).Unwrap();
-            ms = await OnSenderThread(() =>
+        return await MeasureAsync(server, sc, app, agent, workers, samples, approvals: false, seed: 12,
+            $"dispatch send_message → claimed, {workers} worker(s)", progress, (conn, conv, signals, rng) =>
             {
-                var list = new List<(double Start, double Return)>(samples);
-                using var conn = sc.AdminSource.OpenConnection();
-                var rng = new Random(12);
-                Guid conv = default;
-                var warmup = WarmupSamples(workers);
-                for (var s = 0; s < samples + warmup; s++)
-                {
-                    if (s % 10 == 0)
-                    {
-                        // a conversation serves ten turns: claims read up to nine earlier turns of history
-                        conv = app.StartConversationAsync(agent, ct: ct).GetAwaiter().GetResult();
-                    }
-                    Guid turn;
-                    long t0, tr;
-                    using (var tx = conn.BeginTransaction())
-                    {
-                        turn = app.InTransaction(conn, tx).SendMessageAsync(conv, "What is the capital of France?", ct: ct).GetAwaiter().GetResult();
-                        t0 = Stopwatch.GetTimestamp();
-                        tx.Commit();
-                        tr = Stopwatch.GetTimestamp();
-                    }
-                    var t1 = signals.Claimed.Wait(turn, ct);
-                    signals.Done.Wait(turn, ct);
-                    if (s >= warmup)
-                    {
-                        list.Add((Ms(t0, t1), Ms(tr, t1)));
-                    }
-                    if (s % 25 == 0)
-                    {
-                        progress.Tick($"dispatch send_message → claimed, {workers} worker(s): {s}/{samples}");
-                    }
-                    Thread.Sleep(rng.Next(2, 6));
-                }
-                return list;
-            });
-        }
-        finally
-        {
-            await stop.CancelAsync();
-            await Task.WhenAll(tasks);
-        }
-        return new Latency(LatencyStats.Of([.. ms.Select(m => m.Start)]), LatencyStats.Of([.. ms.Select(m => m.Return)]));
+                Thread.Sleep(rng.Next(2, 6));
+                using var tx = conn.BeginTransaction();
+                var turn = app.InTransaction(conn, tx).SendMessageAsync(conv, "What is the capital of France?", ct: ct).GetAwaiter().GetResult();
+                var t0 = Stopwatch.GetTimestamp();
+                tx.Commit();
+                return (turn, t0, Stopwatch.GetTimestamp());
+            }, (signals, turn) => signals.Claimed.Wait(turn, ct), ct);
     }
 
     /// <summary>Figure 5: approve_step committed → the waiting worker has claimed the turn and holds the execution ticket.</summary>
@@ -359,10 +317,35 @@ internal static class LatencyFigures
     {
         var (_, app, agent) = await sc.TenantAsync("bench-approval-" + workers.ToString(CultureInfo.InvariantCulture),
             autoApprove: false, bigBudget: false, ct);
+        return await MeasureAsync(server, sc, app, agent, workers, samples, approvals: true, seed: 13,
+            $"approval approve_step → tool started, {workers} worker(s)", progress, (conn, conv, signals, rng) =>
+            {
+                var turn = app.SendMessageAsync(conv, "Look up today's weather in Paris.", ct: ct).GetAwaiter().GetResult();
+                signals.Parked.Wait(turn, ct);
+                signals.ParkedStep.TryRemove(turn, out var step);
+                Thread.Sleep(rng.Next(2, 6));
+                using var tx = conn.BeginTransaction();
+                app.InTransaction(conn, tx).ApproveStepAsync(step, true, note: "fine", ct: ct).GetAwaiter().GetResult();
+                var t0 = Stopwatch.GetTimestamp();
+                tx.Commit();
+                return (turn, t0, Stopwatch.GetTimestamp());
+            }, (signals, turn) => signals.Executing.Wait(turn, ct), ct);
+    }
+
+    /// <summary>
+    /// One latency figure of our kernel: N waiting workers, and one sender on a thread of its own that,
+    /// per sample, commits something (<paramref name="commit"/>: the turn, and the clock before and
+    /// after its COMMIT) and waits until a worker has <paramref name="reached"/> the point measured.
+    /// A conversation serves ten turns, so claims read up to nine earlier turns of history.
+    /// </summary>
+    private static async Task<Latency> MeasureAsync(BenchServer server, Scenario sc, AosClient app, Guid agent, int workers, int samples,
+        bool approvals, int seed, string what, BenchProgress progress, Func<NpgsqlConnection, Guid, Signals, Random, (Guid Turn, long T0, long Tr)> commit,
+        Func<Signals, Guid, long> reached, CancellationToken ct)
+    {
         var signals = new Signals();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var allReady = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var tasks = StartWorkers(server, workers, signals, approvals: true, allReady, stop.Token);
+        var tasks = StartWorkers(server, workers, signals, approvals, allReady, stop.Token);
         List<(double Start, double Return)> ms;
         try
         {
@@ -371,7 +354,7 @@ internal static class LatencyFigures
             {
                 var list = new List<(double Start, double Return)>(samples);
                 using var conn = sc.AdminSource.OpenConnection();
-                var rng = new Random(13);
+                var rng = new Random(seed);
                 Guid conv = default;
                 var warmup = WarmupSamples(workers);
                 for (var s = 0; s < samples + warmup; s++)
@@ -379,28 +362,14 @@ internal static class LatencyFigures
                     if (s % 10 == 0)
                     {
                         conv = app.StartConversationAsync(agent, ct: ct).GetAwaiter().GetResult();
+                        progress.Tick($"{what}: {Math.Max(0, s - warmup)}/{samples}");
                     }
-                    var turn = app.SendMessageAsync(conv, "Look up today's weather in Paris.", ct: ct).GetAwaiter().GetResult();
-                    signals.Parked.Wait(turn, ct);
-                    signals.ParkedStep.TryRemove(turn, out var step);
-                    Thread.Sleep(rng.Next(2, 6));
-                    long t0, tr;
-                    using (var tx = conn.BeginTransaction())
-                    {
-                        app.InTransaction(conn, tx).ApproveStepAsync(step, true, note: "fine", ct: ct).GetAwaiter().GetResult();
-                        t0 = Stopwatch.GetTimestamp();
-                        tx.Commit();
-                        tr = Stopwatch.GetTimestamp();
-                    }
-                    var t1 = signals.Executing.Wait(turn, ct);
+                    var (turn, t0, tr) = commit(conn, conv, signals, rng);
+                    var t1 = reached(signals, turn);
                     signals.Done.Wait(turn, ct);
                     if (s >= warmup)
                     {
                         list.Add((Ms(t0, t1), Ms(tr, t1)));
-                    }
-                    if (s % 10 == 0)
-                    {
-                        progress.Tick($"approval approve_step → tool started, {workers} worker(s): {s}/{samples}");
                     }
                 }
                 return list;

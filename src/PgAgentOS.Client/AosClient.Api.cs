@@ -88,7 +88,7 @@ public sealed partial class AosClient
     /// </remarks>
     public async Task<TurnContext?> ClaimTurnAsync(string workerId, int leaseSeconds = 30, Guid? tenantId = null, CancellationToken ct = default) =>
         Parse<TurnContext>(await ScalarAsync<string>("SELECT aos_agent.claim_turn($1, $2, $3)::text", ct, asyncCommit: _dataSource is not null,
-            Text(workerId), P(leaseSeconds, NpgsqlDbType.Integer), Uuid(tenantId)));
+            before: null, Text(workerId), P(leaseSeconds, NpgsqlDbType.Integer), Uuid(tenantId)));
 
     /// <summary>
     /// Claims the next runnable turn and, in the same transaction, announces turns this worker
@@ -108,24 +108,12 @@ public sealed partial class AosClient
             }
             return await ClaimTurnAsync(workerId, leaseSeconds, tenantId, ct);
         }
-        return Parse<TurnContext>(await RunAsync(async (conn, tx) =>
+        var announcements = finishedTurns.Select(turn => new NpgsqlBatchCommand("SELECT pg_notify($1, $2)")
         {
-            await using var batch = BindBatch(conn, tx);
-            batch.BatchCommands.Add(new NpgsqlBatchCommand(AsyncCommitSql));
-            foreach (var turn in finishedTurns)
-            {
-                batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT pg_notify($1, $2)")
-                {
-                    Parameters = { Text(AosNotifications.TurnDone), Text(turn.ToString()) },
-                });
-            }
-            batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT aos_agent.claim_turn($1, $2, $3)::text")
-            {
-                Parameters = { Text(workerId), P(leaseSeconds, NpgsqlDbType.Integer), Uuid(tenantId) },
-            });
-            var value = await batch.ExecuteScalarLastAsync(ct);
-            return value is null or DBNull ? null : (string)value;
-        }, ct));
+            Parameters = { Text(AosNotifications.TurnDone), Text(turn.ToString()) },
+        });
+        return Parse<TurnContext>(await ScalarAsync<string>("SELECT aos_agent.claim_turn($1, $2, $3)::text", ct, asyncCommit: true,
+            announcements, Text(workerId), P(leaseSeconds, NpgsqlDbType.Integer), Uuid(tenantId)));
     }
 
     /// <summary>The context of a turn (takes a turn driven by hand when no lease token is given).</summary>

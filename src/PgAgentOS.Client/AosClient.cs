@@ -116,13 +116,15 @@ public sealed partial class AosClient : IAsyncDisposable
 
     /// <summary>Runs one SQL statement (after the binding) and reads its first column of the first row.</summary>
     internal Task<T?> ScalarAsync<T>(string sql, CancellationToken ct, params NpgsqlParameter[] parameters) =>
-        ScalarAsync<T>(sql, ct, asyncCommit: false, parameters);
+        ScalarAsync<T>(sql, ct, asyncCommit: false, before: null, parameters);
 
     /// <summary>
     /// Runs one statement (after the binding) and returns the first column of its first row; with
-    /// <paramref name="asyncCommit"/> its implicit transaction commits without waiting for the WAL flush.
+    /// <paramref name="asyncCommit"/> its implicit transaction commits without waiting for the WAL flush;
+    /// <paramref name="before"/> run first, in the same transaction.
     /// </summary>
-    internal async Task<T?> ScalarAsync<T>(string sql, CancellationToken ct, bool asyncCommit, params NpgsqlParameter[] parameters)
+    internal async Task<T?> ScalarAsync<T>(string sql, CancellationToken ct, bool asyncCommit, IEnumerable<NpgsqlBatchCommand>? before,
+        params NpgsqlParameter[] parameters)
     {
         return await RunAsync(async (conn, tx) =>
         {
@@ -130,6 +132,10 @@ public sealed partial class AosClient : IAsyncDisposable
             if (asyncCommit)
             {
                 batch.BatchCommands.Add(new NpgsqlBatchCommand(AsyncCommitSql));
+            }
+            foreach (var command in before ?? [])
+            {
+                batch.BatchCommands.Add(command);
             }
             var cmd = new NpgsqlBatchCommand(sql);
             cmd.Parameters.AddRange(parameters);

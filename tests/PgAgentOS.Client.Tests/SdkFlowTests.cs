@@ -84,6 +84,19 @@ public sealed class SdkFlowTests(KernelDatabase db) : IClassFixture<KernelDataba
     }
 
     [Fact]
+    public async Task AClaimThatAnnouncesFinishedTurnsRefusesWhatItCannotDo()
+    {
+        var worker = new AosClient(db.DataSource(TestCluster.Worker));
+        await Assert.ThrowsAsync<ArgumentNullException>(() => worker.ClaimTurnAsync("w", 30, null, null!));
+        // joined to the caller's transaction, a claim may not change that transaction's durability or notify in it
+        await using var conn = await db.OpenAsync(TestCluster.Worker);
+        await using var tx = await conn.BeginTransactionAsync();
+        await Assert.ThrowsAsync<InvalidOperationException>(() => worker.InTransaction(conn, tx).ClaimTurnAsync("w", 30, null, [Guid.NewGuid()]));
+        // nothing finished: an ordinary claim, which finds no turn of an unknown tenant
+        Assert.Null(await worker.InTransaction(conn, tx).ClaimTurnAsync("w", 30, Guid.NewGuid(), []));
+    }
+
+    [Fact]
     public async Task AWorkersCompletionHandsBackTheNextTurnInsteadOfNotifyingInItsTransaction()
     {
         await using var admin = new AosClient(db.DataSource(TestCluster.Admin));
