@@ -6,12 +6,21 @@
 -- process_tool_call / record_tool_result / complete_turn without a token) holds a "manual"
 -- lease that workers respect until it has been idle for 15 minutes.
 
+-- PL/pgSQL rather than SQL: a SQL function that reads a table cannot be inlined, and PostgreSQL
+-- parses and plans its body again in every statement that calls it (each model response's
+-- conversation UPDATE did); PL/pgSQL keeps the plan for the session.
 CREATE FUNCTION aos_meta.compute_cost(p_model_id uuid, p_input_tokens bigint, p_output_tokens bigint)
 RETURNS numeric
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
+DECLARE
+    v_cost numeric;
+BEGIN
     SELECT round((coalesce(p_input_tokens, 0) * r.input_price_per_mtok + coalesce(p_output_tokens, 0) * r.output_price_per_mtok) / 1000000.0, 6)
-    FROM aos_meta.llm_model_registry r WHERE r.model_id = p_model_id
+      INTO v_cost
+      FROM aos_meta.llm_model_registry r WHERE r.model_id = p_model_id;
+    RETURN v_cost;
+END
 $$;
 COMMENT ON FUNCTION aos_meta.compute_cost(uuid, bigint, bigint) IS 'USD cost of a call from the registry''s prices per million input and output tokens.';
 
@@ -125,31 +134,42 @@ DECLARE
     v_tenant uuid;
     v_conv   uuid;
     v_seq    bigint;
-    v_hash   bytea;
 BEGIN
+    -- Each path is one statement: the conversation's UPDATE and the INSERT of its event (a
+    -- statement costs its executor set-up and its row-level security InitPlans, whatever it does).
     IF p_lease_token IS NOT NULL THEN
         -- A worker: the lease token finds the conversation (across tenants, hence the scope).
         PERFORM set_config('aos.kernel_scope', 'all', true);
-        UPDATE aos_agent.conversation c
-           SET cur_step_count = c.cur_step_count + p_nsteps,
-               cur_iteration = c.cur_iteration + CASE WHEN p_kind = 'model' AND c.cur_phase <> 'model' THEN 1 ELSE 0 END,
-               cur_phase = CASE WHEN p_kind IN ('model', 'input') THEN p_kind ELSE c.cur_phase END,
-               cur_input_tokens = c.cur_input_tokens + coalesce(p_input_tokens, 0),
-               cur_output_tokens = c.cur_output_tokens + coalesce(p_output_tokens, 0),
-               cur_cost_usd = c.cur_cost_usd + CASE WHEN p_cost IS NOT NULL THEN p_cost
-                                                    WHEN p_input_tokens IS NULL AND p_output_tokens IS NULL THEN 0
-                                                    ELSE coalesce(aos_meta.compute_cost(c.cur_model_id, p_input_tokens, p_output_tokens), 0) END,
-               event_seq = c.event_seq + 1,
-               event_head = aos_core.event_hash(c.event_head, c.tenant_id, c.conversation_id, c.event_seq + 1, p_event_type, NULL,
-                                                 p_turn_id, v_actor, p_payload || jsonb_build_object('first_step', c.cur_step_count + 1), p_at),
-               last_activity_at = p_at
-         WHERE c.lease_token = p_lease_token AND c.run_state = 'leased' AND c.active_turn_id = p_turn_id AND c.status = 'active'
-           AND (p_kind = 'end' OR c.cur_deadline IS NULL OR c.cur_deadline >= p_at)
-           AND NOT (p_kind = 'model' AND c.cur_phase <> 'model' AND c.cur_iteration >= c.cur_max_iterations)
-        RETURNING c.tenant_id, c.conversation_id, c.cur_step_count - p_nsteps + 1, c.cur_iteration, c.cur_attempt,
-                  c.cur_input_tokens + c.cur_output_tokens, c.cur_cost_usd, c.cur_max_tokens, c.cur_max_cost_usd, c.cur_model_id,
-                  c.lease_worker, c.event_seq, c.event_head
-          INTO tenant_id, conversation_id, first_step, iteration, attempt, tokens, cost, max_tokens, max_cost, model_id, worker_id, v_seq, v_hash;
+        WITH c AS (
+            UPDATE aos_agent.conversation c
+               SET cur_step_count = c.cur_step_count + p_nsteps,
+                   cur_iteration = c.cur_iteration + CASE WHEN p_kind = 'model' AND c.cur_phase <> 'model' THEN 1 ELSE 0 END,
+                   cur_phase = CASE WHEN p_kind IN ('model', 'input') THEN p_kind ELSE c.cur_phase END,
+                   cur_input_tokens = c.cur_input_tokens + coalesce(p_input_tokens, 0),
+                   cur_output_tokens = c.cur_output_tokens + coalesce(p_output_tokens, 0),
+                   cur_cost_usd = c.cur_cost_usd + CASE WHEN p_cost IS NOT NULL THEN p_cost
+                                                        WHEN p_input_tokens IS NULL AND p_output_tokens IS NULL THEN 0
+                                                        ELSE coalesce(aos_meta.compute_cost(c.cur_model_id, p_input_tokens, p_output_tokens), 0) END,
+                   event_seq = c.event_seq + 1,
+                   event_head = aos_core.event_hash(c.event_head, c.tenant_id, c.conversation_id, c.event_seq + 1, p_event_type, NULL,
+                                                     p_turn_id, v_actor, p_payload || jsonb_build_object('first_step', c.cur_step_count + 1), p_at),
+                   last_activity_at = p_at
+             WHERE c.lease_token = p_lease_token AND c.run_state = 'leased' AND c.active_turn_id = p_turn_id AND c.status = 'active'
+               AND (p_kind = 'end' OR c.cur_deadline IS NULL OR c.cur_deadline >= p_at)
+               AND NOT (p_kind = 'model' AND c.cur_phase <> 'model' AND c.cur_iteration >= c.cur_max_iterations)
+            RETURNING c.tenant_id AS r_tenant, c.conversation_id AS r_conv, c.cur_step_count - p_nsteps + 1 AS r_first,
+                      c.cur_iteration AS r_iteration, c.cur_attempt AS r_attempt, c.cur_input_tokens + c.cur_output_tokens AS r_tokens,
+                      c.cur_cost_usd AS r_cost, c.cur_max_tokens AS r_max_tokens, c.cur_max_cost_usd AS r_max_cost,
+                      c.cur_model_id AS r_model, c.lease_worker AS r_worker, c.event_seq AS r_seq, c.event_head AS r_hash),
+        e AS (
+            INSERT INTO aos_core.event_log (tenant_id, chain_id, seq, event_type, entity_id, turn_id, actor, payload, created_at, hash)
+            SELECT c.r_tenant, c.r_conv, c.r_seq, p_event_type, NULL, p_turn_id, v_actor,
+                   p_payload || jsonb_build_object('first_step', c.r_first), p_at, c.r_hash
+              FROM c)
+        SELECT c.r_tenant, c.r_conv, c.r_first, c.r_iteration, c.r_attempt, c.r_tokens, c.r_cost, c.r_max_tokens, c.r_max_cost,
+               c.r_model, c.r_worker, c.r_seq
+          INTO tenant_id, conversation_id, first_step, iteration, attempt, tokens, cost, max_tokens, max_cost, model_id, worker_id, v_seq
+          FROM c;
         PERFORM set_config('aos.kernel_scope', '', true);
     ELSE
         -- By hand: the session's tenant, the spec's functions without a token.
@@ -158,40 +178,49 @@ BEGIN
         IF v_conv IS NULL THEN
             PERFORM aos_core._not_found('turn', p_turn_id);
         END IF;
-        UPDATE aos_agent.conversation c
-           SET cur_step_count = c.cur_step_count + p_nsteps,
-               cur_iteration = c.cur_iteration + CASE WHEN p_kind = 'model' AND c.cur_phase <> 'model' THEN 1 ELSE 0 END,
-               cur_phase = CASE WHEN p_kind IN ('model', 'input') THEN p_kind ELSE c.cur_phase END,
-               cur_input_tokens = c.cur_input_tokens + coalesce(p_input_tokens, 0),
-               cur_output_tokens = c.cur_output_tokens + coalesce(p_output_tokens, 0),
-               cur_cost_usd = c.cur_cost_usd + CASE WHEN p_cost IS NOT NULL THEN p_cost
-                                                    WHEN p_input_tokens IS NULL AND p_output_tokens IS NULL THEN 0
-                                                    ELSE coalesce(aos_meta.compute_cost(c.cur_model_id, p_input_tokens, p_output_tokens), 0) END,
-               event_seq = c.event_seq + 1,
-               event_head = aos_core.event_hash(c.event_head, c.tenant_id, c.conversation_id, c.event_seq + 1, p_event_type, NULL,
-                                                 p_turn_id, v_actor, p_payload || jsonb_build_object('first_step', c.cur_step_count + 1), p_at),
-               -- the manual lease is renewed at most once a minute: lease_expires_at is indexed, and an
-               -- unchanged value lets PostgreSQL update the row in place (HOT)
-               lease_expires_at = CASE WHEN c.dispatch = 'manual' THEN NULL
-                                       WHEN c.lease_expires_at >= p_at + aos_agent.manual_lease() - interval '1 minute' THEN c.lease_expires_at
-                                       ELSE p_at + aos_agent.manual_lease() END,
-               last_activity_at = p_at
-         WHERE c.tenant_id = v_tenant AND c.conversation_id = v_conv AND c.run_state = 'manual' AND c.active_turn_id = p_turn_id
-           AND c.status = 'active'
-           AND (p_kind = 'end' OR c.cur_deadline IS NULL OR c.cur_deadline >= p_at)
-           AND NOT (p_kind = 'model' AND c.cur_phase <> 'model' AND c.cur_iteration >= c.cur_max_iterations)
-        RETURNING c.tenant_id, c.conversation_id, c.cur_step_count - p_nsteps + 1, c.cur_iteration, c.cur_attempt,
-                  c.cur_input_tokens + c.cur_output_tokens, c.cur_cost_usd, c.cur_max_tokens, c.cur_max_cost_usd, c.cur_model_id,
-                  c.lease_worker, c.event_seq, c.event_head
-          INTO tenant_id, conversation_id, first_step, iteration, attempt, tokens, cost, max_tokens, max_cost, model_id, worker_id, v_seq, v_hash;
+        WITH c AS (
+            UPDATE aos_agent.conversation c
+               SET cur_step_count = c.cur_step_count + p_nsteps,
+                   cur_iteration = c.cur_iteration + CASE WHEN p_kind = 'model' AND c.cur_phase <> 'model' THEN 1 ELSE 0 END,
+                   cur_phase = CASE WHEN p_kind IN ('model', 'input') THEN p_kind ELSE c.cur_phase END,
+                   cur_input_tokens = c.cur_input_tokens + coalesce(p_input_tokens, 0),
+                   cur_output_tokens = c.cur_output_tokens + coalesce(p_output_tokens, 0),
+                   cur_cost_usd = c.cur_cost_usd + CASE WHEN p_cost IS NOT NULL THEN p_cost
+                                                        WHEN p_input_tokens IS NULL AND p_output_tokens IS NULL THEN 0
+                                                        ELSE coalesce(aos_meta.compute_cost(c.cur_model_id, p_input_tokens, p_output_tokens), 0) END,
+                   event_seq = c.event_seq + 1,
+                   event_head = aos_core.event_hash(c.event_head, c.tenant_id, c.conversation_id, c.event_seq + 1, p_event_type, NULL,
+                                                     p_turn_id, v_actor, p_payload || jsonb_build_object('first_step', c.cur_step_count + 1), p_at),
+                   -- the manual lease is renewed at most once a minute: lease_expires_at is indexed, and an
+                   -- unchanged value lets PostgreSQL update the row in place (HOT)
+                   lease_expires_at = CASE WHEN c.dispatch = 'manual' THEN NULL
+                                           WHEN c.lease_expires_at >= p_at + aos_agent.manual_lease() - interval '1 minute' THEN c.lease_expires_at
+                                           ELSE p_at + aos_agent.manual_lease() END,
+                   last_activity_at = p_at
+             WHERE c.tenant_id = v_tenant AND c.conversation_id = v_conv AND c.run_state = 'manual' AND c.active_turn_id = p_turn_id
+               AND c.status = 'active'
+               AND (p_kind = 'end' OR c.cur_deadline IS NULL OR c.cur_deadline >= p_at)
+               AND NOT (p_kind = 'model' AND c.cur_phase <> 'model' AND c.cur_iteration >= c.cur_max_iterations)
+            RETURNING c.tenant_id AS r_tenant, c.conversation_id AS r_conv, c.cur_step_count - p_nsteps + 1 AS r_first,
+                      c.cur_iteration AS r_iteration, c.cur_attempt AS r_attempt, c.cur_input_tokens + c.cur_output_tokens AS r_tokens,
+                      c.cur_cost_usd AS r_cost, c.cur_max_tokens AS r_max_tokens, c.cur_max_cost_usd AS r_max_cost,
+                      c.cur_model_id AS r_model, c.lease_worker AS r_worker, c.event_seq AS r_seq, c.event_head AS r_hash),
+        e AS (
+            INSERT INTO aos_core.event_log (tenant_id, chain_id, seq, event_type, entity_id, turn_id, actor, payload, created_at, hash)
+            SELECT c.r_tenant, c.r_conv, c.r_seq, p_event_type, NULL, p_turn_id, v_actor,
+                   p_payload || jsonb_build_object('first_step', c.r_first), p_at, c.r_hash
+              FROM c)
+        SELECT c.r_tenant, c.r_conv, c.r_first, c.r_iteration, c.r_attempt, c.r_tokens, c.r_cost, c.r_max_tokens, c.r_max_cost,
+               c.r_model, c.r_worker, c.r_seq
+          INTO tenant_id, conversation_id, first_step, iteration, attempt, tokens, cost, max_tokens, max_cost, model_id, worker_id, v_seq
+          FROM c;
     END IF;
     IF v_seq IS NULL THEN
         PERFORM aos_agent._diagnose(p_turn_id, p_lease_token, p_at);
     END IF;
-    PERFORM aos_auth._act_as(tenant_id);
-    INSERT INTO aos_core.event_log (tenant_id, chain_id, seq, event_type, entity_id, turn_id, actor, payload, created_at, hash)
-    VALUES (tenant_id, conversation_id, v_seq, p_event_type, NULL, p_turn_id, v_actor,
-            p_payload || jsonb_build_object('first_step', first_step), p_at, v_hash);
+    -- act for the tenant (aos_auth._act_as, without the call)
+    PERFORM set_config('aos.kernel_tenant', tenant_id::text, true);
+    PERFORM set_config('aos.kernel_principal', '', true);
 END
 $$;
 COMMENT ON FUNCTION aos_agent._advance(uuid, uuid, integer, text, bigint, bigint, numeric, text, jsonb, timestamptz) IS
@@ -472,9 +501,11 @@ $$;
 COMMENT ON FUNCTION aos_agent._settle(uuid, uuid, timestamptz) IS 'Internal: resumes a turn once no tool call of it waits for a decision.';
 
 -- _check_budget: after usage was recorded, a turn over its token or cost budget fails.
+-- STABLE, not IMMUTABLE: format() is STABLE, and PostgreSQL inlines a SQL function only when
+-- its body is no more volatile than the function says (as IMMUTABLE it was planned on every call).
 CREATE FUNCTION aos_agent._over_budget(p_tokens bigint, p_cost numeric, p_max_tokens bigint, p_max_cost numeric)
 RETURNS text
-LANGUAGE sql IMMUTABLE
+LANGUAGE sql STABLE
 AS $$
     SELECT CASE
         WHEN p_max_tokens IS NOT NULL AND p_tokens > p_max_tokens
@@ -756,6 +787,7 @@ DECLARE
     v_tenant   uuid;
     v_agent    uuid;
     v_adv      record;
+    v_target   record;
     v_ids      uuid[] := '{}';
     v_types    text[] := '{}';
     v_status   text[] := '{}';
@@ -780,7 +812,9 @@ DECLARE
 BEGIN
     IF p_lease_token IS NOT NULL THEN
         IF v_ntools > 0 THEN
-            SELECT * INTO v_tenant, v_agent FROM aos_agent._lease_target(p_turn_id, p_lease_token);
+            v_target := aos_agent._lease_target(p_turn_id, p_lease_token);
+            v_tenant := v_target.tenant_id;
+            v_agent := v_target.agent_id;
         END IF;
     ELSE
         v_tenant := aos_auth._require_tenant();
@@ -820,7 +854,7 @@ BEGIN
             RAISE EXCEPTION 'tool call id must be a string of at most 200 characters' USING ERRCODE = '22023',
                 HINT = 'Pass the id the provider gave the call, e.g. "call_abc123".';
         END IF;
-        SELECT * INTO v_dec FROM aos_agent._decide_tool(v_tenant, v_agent, v_call ->> 'name', v_args);
+        v_dec := aos_agent._decide_tool(v_tenant, v_agent, v_call ->> 'name', v_args);
         v_id := gen_random_uuid();
         v_ids := v_ids || v_id; v_types := v_types || 'tool_call'::text;
         v_status := v_status || (CASE v_dec.decision WHEN 'approved' THEN (CASE WHEN p_lease_token IS NOT NULL THEN 'executing' ELSE 'approved' END)
@@ -851,7 +885,7 @@ BEGIN
     SELECT jsonb_agg(aos_agent._step_ref(u.id, u.typ, u.content) ORDER BY u.ord) INTO v_refs
       FROM unnest(v_ids, v_types, v_contents) WITH ORDINALITY u(id, typ, content, ord);
 
-    SELECT * INTO v_adv FROM aos_agent._advance(p_turn_id, p_lease_token, cardinality(v_ids), 'model',
+    v_adv := aos_agent._advance(p_turn_id, p_lease_token, cardinality(v_ids), 'model',
         p_input_tokens, p_output_tokens, p_cost, CASE WHEN p_final THEN 'turn.answered' ELSE 'model.responded' END,
         jsonb_build_object('steps', v_refs) || CASE WHEN p_input_tokens IS NULL AND p_output_tokens IS NULL THEN '{}'::jsonb
             ELSE jsonb_build_object('input_tokens', p_input_tokens, 'output_tokens', p_output_tokens) END, v_at);
@@ -869,26 +903,40 @@ BEGIN
         -- another call of this response waits for a person: run none until it is decided
         v_status := array_replace(v_status, 'executing', 'approved');
     END IF;
-    -- All steps of the response in one statement; then the decisions of its tool calls, and the
-    -- execution tickets of those a worker may run now, each set-based.
-    INSERT INTO aos_agent.step (tenant_id, step_id, turn_id, conversation_id, step_number, step_type, status, iteration, attempt,
-                                tool_name, call_id, args_hash, parent_step_id, content, tokens, created_at, completed_at)
-    SELECT v_tenant, u.id, p_turn_id, v_adv.conversation_id, v_adv.first_step + u.ord::integer - 1, u.typ, u.st, v_adv.iteration,
-           v_adv.attempt, u.tool, u.call_id, u.hash, u.parent, u.content,
-           CASE WHEN u.ord = cardinality(v_ids) THEN v_tokens END, v_at,
-           CASE WHEN u.st IN ('completed', 'rejected', 'failed', 'cancelled') THEN v_at END
-      FROM unnest(v_ids, v_types, v_status, v_tools, v_callids, v_hashes, v_parents, v_contents)
-           WITH ORDINALITY u(id, typ, st, tool, call_id, hash, parent, content, ord);
-    IF v_ntools > 0 THEN
-        INSERT INTO aos_agent.approval (tenant_id, step_id, turn_id, tool_name, args_hash, decision, source, decided_by_role, note, decided_at)
-        SELECT v_tenant, u.id, p_turn_id, u.tool, u.hash, CASE WHEN u.st = 'rejected' THEN 'rejected' ELSE 'approved' END,
-               u.content #>> '{decision,source}', session_user, u.content #>> '{decision,reason}', v_at
-          FROM unnest(v_ids, v_types, v_status, v_tools, v_hashes, v_contents) u(id, typ, st, tool, hash, content)
-         WHERE u.typ = 'tool_call' AND u.st IN ('approved', 'executing', 'rejected');
-        WITH issued AS (
+    -- All steps of the response in one statement; with tool calls, the same statement records
+    -- their decisions and issues the execution tickets of those a worker may run now (one
+    -- statement, not three: each costs its executor set-up and row-level security InitPlans).
+    IF v_ntools = 0 THEN
+        INSERT INTO aos_agent.step (tenant_id, step_id, turn_id, conversation_id, step_number, step_type, status, iteration, attempt,
+                                    tool_name, call_id, args_hash, parent_step_id, content, tokens, created_at, completed_at)
+        SELECT v_tenant, u.id, p_turn_id, v_adv.conversation_id, v_adv.first_step + u.ord::integer - 1, u.typ, u.st, v_adv.iteration,
+               v_adv.attempt, u.tool, u.call_id, u.hash, u.parent, u.content,
+               CASE WHEN u.ord = cardinality(v_ids) THEN v_tokens END, v_at,
+               CASE WHEN u.st IN ('completed', 'rejected', 'failed', 'cancelled') THEN v_at END
+          FROM unnest(v_ids, v_types, v_status, v_tools, v_callids, v_hashes, v_parents, v_contents)
+               WITH ORDINALITY u(id, typ, st, tool, call_id, hash, parent, content, ord);
+    ELSE
+        WITH u AS MATERIALIZED (
+            SELECT * FROM unnest(v_ids, v_types, v_status, v_tools, v_callids, v_hashes, v_parents, v_contents)
+                          WITH ORDINALITY u(id, typ, st, tool, call_id, hash, parent, content, ord)),
+        steps AS (
+            INSERT INTO aos_agent.step (tenant_id, step_id, turn_id, conversation_id, step_number, step_type, status, iteration, attempt,
+                                        tool_name, call_id, args_hash, parent_step_id, content, tokens, created_at, completed_at)
+            SELECT v_tenant, u.id, p_turn_id, v_adv.conversation_id, v_adv.first_step + u.ord::integer - 1, u.typ, u.st, v_adv.iteration,
+                   v_adv.attempt, u.tool, u.call_id, u.hash, u.parent, u.content,
+                   CASE WHEN u.ord = cardinality(v_ids) THEN v_tokens END, v_at,
+                   CASE WHEN u.st IN ('completed', 'rejected', 'failed', 'cancelled') THEN v_at END
+              FROM u),
+        decided AS (
+            INSERT INTO aos_agent.approval (tenant_id, step_id, turn_id, tool_name, args_hash, decision, source, decided_by_role, note, decided_at)
+            SELECT v_tenant, u.id, p_turn_id, u.tool, u.hash, CASE WHEN u.st = 'rejected' THEN 'rejected' ELSE 'approved' END,
+                   u.content #>> '{decision,source}', session_user, u.content #>> '{decision,reason}', v_at
+              FROM u
+             WHERE u.typ = 'tool_call' AND u.st IN ('approved', 'executing', 'rejected')),
+        issued AS (
             INSERT INTO aos_agent.tool_execution (tenant_id, step_id, turn_id, attempt, worker_id, started_at)
             SELECT v_tenant, u.id, p_turn_id, v_adv.attempt, v_adv.worker_id, v_at
-              FROM unnest(v_ids, v_types, v_status) u(id, typ, st)
+              FROM u
              WHERE u.typ = 'tool_call' AND u.st = 'executing'
             RETURNING step_id, execution_id)
         SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
@@ -898,7 +946,7 @@ BEGIN
                    'ticket', i.execution_id,
                    'result_step_id', CASE WHEN u.st = 'rejected' THEN v_ids[u.ord + 1] END)) ORDER BY u.ord), '[]')
           INTO v_results
-          FROM unnest(v_ids, v_types, v_status, v_tools, v_callids, v_contents) WITH ORDINALITY u(id, typ, st, tool, call_id, content, ord)
+          FROM u
           LEFT JOIN issued i ON i.step_id = u.id
          WHERE u.typ = 'tool_call';
     END IF;
@@ -991,7 +1039,7 @@ BEGIN
     IF p_response ? 'thinking' AND p_response -> 'thinking' <> 'null' THEN
         PERFORM aos_core._check_text(p_response ->> 'thinking', 'thinking');
     END IF;
-    SELECT * INTO v_u FROM aos_agent._usage(p_response -> 'usage', NULL, NULL);
+    v_u := aos_agent._usage(p_response -> 'usage', NULL, NULL);
     RETURN aos_agent._respond(p_turn_id, p_lease_token, nullif(p_response ->> 'thinking', ''), NULL, p_response ->> 'text', v_calls, v_final,
                               v_u.input_tokens, v_u.output_tokens, v_u.cost, v_u.estimated);
 END
@@ -1084,7 +1132,7 @@ BEGIN
     IF p_thinking IS NOT NULL THEN
         PERFORM aos_core._check_text(p_thinking, 'thinking');
     END IF;
-    SELECT * INTO v_u FROM aos_agent._usage(p_usage, p_tokens_used, p_cost_usd);
+    v_u := aos_agent._usage(p_usage, p_tokens_used, p_cost_usd);
     PERFORM aos_agent._respond(p_turn_id, p_lease_token, p_thinking, NULL, p_assistant_message, '[]', true,
                                v_u.input_tokens, v_u.output_tokens, v_u.cost, v_u.estimated);
 END
@@ -1111,7 +1159,7 @@ BEGIN
     PERFORM aos_core._check_text(p_tool_name, 'tool name', 64);
     PERFORM aos_core._check_json(p_arguments, 'arguments', 'object');
     v_hash := aos_core.json_sha256(p_arguments);
-    SELECT * INTO v_adv FROM aos_agent._advance(p_turn_id, p_lease_token, 0, 'other', NULL, NULL, NULL, 'tool.started',
+    v_adv := aos_agent._advance(p_turn_id, p_lease_token, 0, 'other', NULL, NULL, NULL, 'tool.started',
         jsonb_build_object('step_id', p_step_id, 'tool', p_tool_name, 'args_sha256', encode(v_hash, 'hex')), v_at);
     SELECT * INTO v_step FROM aos_agent.step
      WHERE tenant_id = v_adv.tenant_id AND step_id = p_step_id AND turn_id = p_turn_id AND step_type = 'tool_call'
@@ -1152,8 +1200,9 @@ DECLARE
     v_content jsonb;
     v_adv     record;
     v_call    aos_agent.step%ROWTYPE;
-    v_exec    uuid;
     v_tenant  uuid;
+    v_step    uuid;
+    v_call_id text;
 BEGIN
     PERFORM aos_core._check_id(p_turn_id, 'turn id');
     PERFORM aos_core._check_text(p_tool_name, 'tool name', 64);
@@ -1182,18 +1231,27 @@ BEGIN
     END IF;
     v_content := jsonb_build_object('tool', p_tool_name, 'output', p_output, 'success', coalesce(p_success, true))
                  || CASE WHEN p_error_message IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('error', p_error_message) END;
-    SELECT * INTO v_adv FROM aos_agent._advance(p_turn_id, p_lease_token, 1, 'input', NULL, NULL, NULL, 'tool.result',
+    v_adv := aos_agent._advance(p_turn_id, p_lease_token, 1, 'input', NULL, NULL, NULL, 'tool.result',
         jsonb_build_object('steps', jsonb_build_array(aos_agent._step_ref(v_id, 'tool_result', v_content)), 'ticket', p_ticket), v_at);
 
     IF p_ticket IS NOT NULL THEN
-        SELECT s.* INTO v_call FROM aos_agent.tool_execution e
-          JOIN aos_agent.step s ON s.tenant_id = e.tenant_id AND s.step_id = e.step_id
-         WHERE e.tenant_id = v_adv.tenant_id AND e.execution_id = p_ticket AND e.turn_id = p_turn_id AND e.status = 'running';
-        IF NOT FOUND OR v_call.tool_name <> p_tool_name THEN
+        -- A worker's result: the ticket ends and its call completes in one statement.
+        WITH x AS (
+            UPDATE aos_agent.tool_execution e
+               SET status = CASE WHEN coalesce(p_success, true) THEN 'succeeded' ELSE 'failed' END, finished_at = v_at
+             WHERE e.tenant_id = v_adv.tenant_id AND e.execution_id = p_ticket AND e.turn_id = p_turn_id AND e.status = 'running'
+            RETURNING e.step_id)
+        UPDATE aos_agent.step s
+           SET status = CASE WHEN coalesce(p_success, true) THEN 'completed' ELSE 'failed' END, completed_at = v_at,
+               duration_ms = (extract(epoch FROM v_at - s.created_at) * 1000)::integer
+          FROM x
+         WHERE s.tenant_id = v_adv.tenant_id AND s.step_id = x.step_id AND s.tool_name = p_tool_name
+        RETURNING s.step_id, s.call_id INTO v_step, v_call_id;
+        IF v_step IS NULL THEN
+            -- (the ticket may have been ended by the statement above: the exception undoes it)
             RAISE EXCEPTION 'ticket % is not a running execution of % in turn %', p_ticket, p_tool_name, p_turn_id
                 USING ERRCODE = 'AO005', HINT = 'Present the ticket begin_tool_execution issued for this call; a ticket is good for one result.';
         END IF;
-        v_exec := p_ticket;
     ELSE
         SELECT * INTO v_call FROM aos_agent.step
          WHERE tenant_id = v_adv.tenant_id AND turn_id = p_turn_id AND step_type = 'tool_call' AND tool_name = p_tool_name
@@ -1208,18 +1266,16 @@ BEGIN
             RAISE EXCEPTION 'turn % has no approved % call without a result', p_turn_id, p_tool_name
                 USING ERRCODE = 'AO003', HINT = 'Record the call first with aos_agent.process_tool_call.';
         END IF;
-        SELECT execution_id INTO v_exec FROM aos_agent.tool_execution
-         WHERE tenant_id = v_adv.tenant_id AND step_id = v_call.step_id AND status = 'running';
-    END IF;
-    IF v_exec IS NOT NULL THEN
+        v_step := v_call.step_id;
+        v_call_id := v_call.call_id;
         UPDATE aos_agent.tool_execution SET status = CASE WHEN coalesce(p_success, true) THEN 'succeeded' ELSE 'failed' END, finished_at = v_at
-         WHERE tenant_id = v_adv.tenant_id AND execution_id = v_exec;
+         WHERE tenant_id = v_adv.tenant_id AND step_id = v_step AND status = 'running';
+        UPDATE aos_agent.step SET status = CASE WHEN coalesce(p_success, true) THEN 'completed' ELSE 'failed' END, completed_at = v_at,
+                                  duration_ms = (extract(epoch FROM v_at - created_at) * 1000)::integer
+         WHERE tenant_id = v_adv.tenant_id AND step_id = v_step;
     END IF;
-    UPDATE aos_agent.step SET status = CASE WHEN coalesce(p_success, true) THEN 'completed' ELSE 'failed' END, completed_at = v_at,
-                              duration_ms = (extract(epoch FROM v_at - created_at) * 1000)::integer
-     WHERE tenant_id = v_adv.tenant_id AND step_id = v_call.step_id;
     PERFORM aos_agent._insert_step(v_adv.tenant_id, v_id, p_turn_id, v_adv.conversation_id, v_adv.first_step, 'tool_result', 'completed',
-        v_adv.iteration, v_adv.attempt, v_content, v_at, p_tool_name, v_call.call_id, NULL, v_call.step_id);
+        v_adv.iteration, v_adv.attempt, v_content, v_at, p_tool_name, v_call_id, NULL, v_step);
     RETURN v_id;
 END
 $$;
@@ -1528,7 +1584,7 @@ DECLARE
 BEGIN
     PERFORM aos_core._check_id(p_turn_id, 'turn id');
     PERFORM aos_core._check_id(p_lease_token, 'lease token');
-    SELECT * INTO v_adv FROM aos_agent._advance(p_turn_id, p_lease_token, 0, 'other', NULL, NULL, NULL, 'turn.released',
+    v_adv := aos_agent._advance(p_turn_id, p_lease_token, 0, 'other', NULL, NULL, NULL, 'turn.released',
         jsonb_strip_nulls(jsonb_build_object('reason', left(p_reason, 4000))), v_at);
     IF EXISTS (SELECT 1 FROM aos_agent.tool_execution WHERE tenant_id = v_adv.tenant_id AND turn_id = p_turn_id AND status = 'running') THEN
         RAISE EXCEPTION 'turn % has a tool execution running', p_turn_id
@@ -1565,7 +1621,7 @@ BEGIN
         PERFORM aos_core._check_json(p_details, 'details', 'object', 262144);
     END IF;
     v_content := jsonb_build_object('message', p_error_message) || CASE WHEN p_details IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('details', p_details) END;
-    SELECT * INTO v_adv FROM aos_agent._advance(p_turn_id, p_lease_token, 1, 'end', NULL, NULL, NULL, 'turn.error',
+    v_adv := aos_agent._advance(p_turn_id, p_lease_token, 1, 'end', NULL, NULL, NULL, 'turn.error',
         jsonb_build_object('steps', jsonb_build_array(aos_agent._step_ref(v_id, 'error', v_content))), v_at);
     PERFORM aos_agent._insert_step(v_adv.tenant_id, v_id, p_turn_id, v_adv.conversation_id, v_adv.first_step, 'error', 'completed',
         v_adv.iteration, v_adv.attempt, v_content, v_at);

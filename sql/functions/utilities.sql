@@ -90,14 +90,18 @@ AS $$ SELECT sha256(convert_to(p_value::text, 'UTF8')) $$;
 COMMENT ON FUNCTION aos_core.json_sha256(jsonb) IS 'SHA-256 of the canonical text of a JSON value (how tool arguments are bound to their approval).';
 
 -- _merge_counts: two JSON objects of counts added key by key ({"a": 1} + {"a": 2, "b": 1}).
+-- PL/pgSQL: a SQL function with a FROM clause is parsed and planned again in every statement that
+-- calls it (here: every finished turn's hourly upsert); PL/pgSQL keeps its plan.
 CREATE FUNCTION aos_core._merge_counts(p_a jsonb, p_b jsonb)
 RETURNS jsonb
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT coalesce(jsonb_object_agg(u.key, u.n), '{}')
-      FROM (SELECT x.key, sum(x.value::bigint) AS n
-              FROM (SELECT * FROM jsonb_each_text(coalesce(p_a, '{}')) UNION ALL SELECT * FROM jsonb_each_text(coalesce(p_b, '{}'))) x
-             GROUP BY x.key) u
+BEGIN
+    RETURN (SELECT coalesce(jsonb_object_agg(u.key, u.n), '{}')
+              FROM (SELECT x.key, sum(x.value::bigint) AS n
+                      FROM (SELECT * FROM jsonb_each_text(coalesce(p_a, '{}')) UNION ALL SELECT * FROM jsonb_each_text(coalesce(p_b, '{}'))) x
+                     GROUP BY x.key) u);
+END
 $$;
 COMMENT ON FUNCTION aos_core._merge_counts(jsonb, jsonb) IS 'Internal: adds two JSON objects of counts key by key.';
 

@@ -153,9 +153,14 @@ GRANT EXECUTE ON FUNCTION
 -- transaction bound to the turn's tenant (aos_agent.bind_turn_tenant). Workers may switch to that
 -- role but must not inherit its privileges: aos_worker does not inherit, so worker logins get
 -- aos_worker's own privileges and can only SET ROLE aos_analytics (PostgreSQL 15 and later).
-ALTER ROLE aos_worker NOINHERIT;
+-- Only when needed: ALTER ROLE rewrites the role's row in the cluster-wide catalog without a row
+-- lock, so two installs into two databases of one cluster at once failed with "tuple concurrently
+-- updated" when both altered it (seen in the test suite).
 DO $member$
 BEGIN
+    IF (SELECT r.rolinherit FROM pg_catalog.pg_roles r WHERE r.rolname = 'aos_worker') THEN
+        ALTER ROLE aos_worker NOINHERIT;
+    END IF;
     IF NOT pg_catalog.pg_has_role('aos_worker', 'aos_analytics', 'MEMBER') THEN
         GRANT aos_analytics TO aos_worker;
     END IF;

@@ -131,12 +131,20 @@ COMMENT ON TABLE aos_auth.api_key IS 'API keys of principals. Only the SHA-256 o
 -- ---------------------------------------------------------------------------------------------
 -- HMAC-SHA256 with the kernel secret (RFC 2104 with precomputed pads).
 -- ---------------------------------------------------------------------------------------------
+-- PL/pgSQL rather than SQL here and in _binding_message: a SQL function whose body has a FROM
+-- clause or a subquery is not inlined, and PostgreSQL parses and plans it again in every
+-- transaction that verifies a binding (that is, in every transaction of an application session).
 CREATE FUNCTION aos_auth._hmac(p_message text)
 RETURNS bytea
-LANGUAGE sql STABLE STRICT
+LANGUAGE plpgsql STABLE STRICT
 AS $$
-    SELECT sha256(s.opad_key || sha256(s.ipad_key || convert_to(p_message, 'UTF8')))
-    FROM aos_auth.kernel_secret s
+DECLARE
+    v_mac bytea;
+BEGIN
+    SELECT sha256(s.opad_key || sha256(s.ipad_key || convert_to(p_message, 'UTF8'))) INTO v_mac
+      FROM aos_auth.kernel_secret s;
+    RETURN v_mac;
+END
 $$;
 COMMENT ON FUNCTION aos_auth._hmac(text) IS 'Internal: HMAC-SHA256 of a message with the kernel secret (owner-only).';
 
@@ -144,12 +152,14 @@ COMMENT ON FUNCTION aos_auth._hmac(text) IS 'Internal: HMAC-SHA256 of a message 
 -- that has ended is worthless in a later backend that happens to get the same pid.
 CREATE FUNCTION aos_auth._binding_message(p_tenant text, p_principal text)
 RETURNS text
-LANGUAGE sql STABLE PARALLEL RESTRICTED
+LANGUAGE plpgsql STABLE PARALLEL RESTRICTED
 AS $$
-    SELECT concat_ws('|', 'aos-binding-v2', p_tenant, coalesce(p_principal, ''), pg_backend_pid()::text,
+BEGIN
+    RETURN concat_ws('|', 'aos-binding-v2', p_tenant, coalesce(p_principal, ''), pg_backend_pid()::text,
                      (SELECT (extract(epoch FROM a.backend_start) * 1000000)::bigint::text
                         FROM pg_stat_get_activity(pg_backend_pid()) a),
-                     session_user::text)
+                     session_user::text);
+END
 $$;
 COMMENT ON FUNCTION aos_auth._binding_message(text, text) IS
     'Internal: what the session binding signs (tenant, principal, backend pid and start time, session user).';
