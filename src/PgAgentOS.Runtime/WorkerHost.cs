@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
@@ -11,8 +12,8 @@ namespace PgAgentOS.Runtime;
 /// <summary>
 /// A worker process's engine (aos worker): <see cref="WorkerOptions.Concurrency"/> slots, each
 /// claiming a turn (FOR UPDATE SKIP LOCKED in the kernel), driving it and claiming the next.
-/// LISTEN aos_turn_ready wakes idle slots; polling every <see cref="WorkerOptions.PollInterval"/>
-/// backs it up (NOTIFY is only a hint). A turn that waits for an approval frees its slot; the
+/// LISTEN aos_turn_ready wakes idle slots (the host listens only while a slot is idle); polling
+/// every <see cref="WorkerOptions.PollInterval"/> backs it up (NOTIFY is only a hint). A turn that waits for an approval frees its slot; the
 /// approval's notification brings it back to some worker. When the database goes away, slots back
 /// off (with jitter) and carry on once it is back; turns they held are claimed again after their
 /// lease. Several hosts, in one process or on many machines, share one database safely.
@@ -27,7 +28,10 @@ public sealed class WorkerHost : IAsyncDisposable
     private readonly McpConnections _mcp;
     private readonly ToolRegistry _tools;
     private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
+    private readonly SemaphoreSlim _listenNeeded = new(0, 1);
     private int _busy;
+    private int _idle;
+    private int _listening;
 
     /// <summary>A worker over a data source whose login is a member of aos_worker.</summary>
     public WorkerHost(NpgsqlDataSource dataSource, WorkerOptions options, ILoggerFactory? loggerFactory = null)
@@ -171,10 +175,38 @@ public sealed class WorkerHost : IAsyncDisposable
             }
             if (ctx is null)
             {
-                await WaitAsync(_options.PollInterval, ct);
+                await IdleAsync(ct);
                 continue;
             }
             await RunTurnAsync(ctx, finished, ct);
+        }
+    }
+
+    /// <summary>
+    /// A slot found nothing to claim: it waits for a wake-up (or the poll interval), and makes
+    /// sure the host listens while it does.
+    /// </summary>
+    private async Task IdleAsync(CancellationToken ct)
+    {
+        Interlocked.Increment(ref _idle);
+        try
+        {
+            if (Volatile.Read(ref _listening) == 0 && _listenNeeded.CurrentCount == 0)
+            {
+                try
+                {
+                    _listenNeeded.Release();
+                }
+                catch (SemaphoreFullException)
+                {
+                    // another idle slot asked first
+                }
+            }
+            await WaitAsync(_options.PollInterval, ct);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _idle);
         }
     }
 
@@ -230,24 +262,77 @@ public sealed class WorkerHost : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// LISTEN aos_turn_ready, but only while some slot waits for work. PostgreSQL makes every
+    /// listening backend of the database read each notification (of any channel: turn done, stream
+    /// deltas) in a transaction of its own, so a host whose slots are all busy, and which claims
+    /// again by itself as each turn ends, stops listening after a poll interval without an idle
+    /// slot. When a slot runs out of work again the host listens again, and once the LISTEN holds
+    /// it wakes the idle slots to claim once more (a turn queued while nobody listened sent its
+    /// notification to no one).
+    /// </summary>
     private async Task ListenAsync(CancellationToken ct)
     {
-        try
+        while (!ct.IsCancellationRequested)
         {
-            await foreach (var n in AosNotifications.ListenAsync(_dataSource, [AosNotifications.TurnReady], _options.PollInterval, ct))
+            if (Volatile.Read(ref _idle) == 0)
             {
-                if (n.Channel == AosNotifications.TurnReady && _wake.CurrentCount < _options.Concurrency)
+                try
                 {
-                    _wake.Release(1);
+                    await _listenNeeded.WaitAsync(ct);
+                }
+                catch (OperationCanceledException) when (ct.IsCancellationRequested)
+                {
+                    return;
+                }
+                continue;
+            }
+            Volatile.Write(ref _listening, 1);
+            try
+            {
+                var lastIdle = Stopwatch.GetTimestamp();
+                await foreach (var n in AosNotifications.ListenAsync(_dataSource, [AosNotifications.TurnReady], _options.PollInterval, ct))
+                {
+                    if (n.Channel == AosNotifications.TurnReady && _wake.CurrentCount < _options.Concurrency)
+                    {
+                        _wake.Release(1);
+                    }
+                    else if (n.Channel == "poll" && n.Payload == "listening")
+                    {
+                        WakeIdleSlots();
+                    }
+                    if (Volatile.Read(ref _idle) > 0)
+                    {
+                        lastIdle = Stopwatch.GetTimestamp();
+                    }
+                    else if (Stopwatch.GetElapsedTime(lastIdle) >= _options.PollInterval)
+                    {
+                        break;  // every slot has been busy for a poll interval
+                    }
                 }
             }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                _log.LogWarning(e, "the LISTEN connection ended; slots keep polling");
+                await DelayAsync(_options.PollInterval, ct);
+            }
+            finally
+            {
+                Volatile.Write(ref _listening, 0);
+            }
         }
-        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+    }
+
+    private void WakeIdleSlots()
+    {
+        var idle = Math.Min(Volatile.Read(ref _idle), _options.Concurrency) - _wake.CurrentCount;
+        if (idle > 0)
         {
-        }
-        catch (Exception e) when (e is not OperationCanceledException)
-        {
-            _log.LogWarning(e, "the LISTEN connection ended; slots keep polling");
+            _wake.Release(idle);
         }
     }
 
@@ -302,5 +387,6 @@ public sealed class WorkerHost : IAsyncDisposable
         await _mcp.DisposeAsync();
         _models.Dispose();
         _wake.Dispose();
+        _listenNeeded.Dispose();
     }
 }

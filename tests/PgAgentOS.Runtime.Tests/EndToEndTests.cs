@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text.Json.Nodes;
+using Npgsql;
 using PgAgentOS.Client;
 using PgAgentOS.Runtime.Models;
 
@@ -109,6 +110,40 @@ public sealed class EndToEndTests(KernelDatabase db) : IClassFixture<KernelDatab
         await t.App.NotifyAsync(AosNotifications.TurnDone, "barrier");
         await Kit.EventuallyAsync(() => Task.FromResult(done.Payloads.Contains("barrier")), TimeSpan.FromSeconds(10), "the barrier");
         Assert.Equal([first.ToString(), second.ToString(), "barrier"], done.Payloads);
+    }
+
+    [Fact]
+    public async Task AHostListensOnlyWhileASlotIsIdle()
+    {
+        // Every listening backend reads every notification of the database in a transaction of its
+        // own: a host whose slots are all busy must not listen, and must listen again when one is idle.
+        var t = await Kit.TenantAsync(db, "gate", [], Kit.Script(new { text = "a slow answer", delay_ms = 2000 }));
+        await using var su = new NpgsqlConnection(db.ConnectionString(null));
+        await su.OpenAsync();
+        async Task<int> ListenersAsync()
+        {
+            await using var cmd = new NpgsqlCommand(
+                "SELECT count(*)::int FROM pg_stat_activity WHERE datname = current_database() AND usename = @login " +
+                "AND state = 'idle' AND query = 'LISTEN \"aos_turn_ready\"'", su);
+            cmd.Parameters.AddWithValue("login", TestCluster.Worker);
+            return (int)(await cmd.ExecuteScalarAsync())!;
+        }
+        await using var host = new WorkerHost(t.WorkerSource, Kit.Options("w-gate") with { TenantId = t.Tenant });
+        using var cts = new CancellationTokenSource();
+        var run = host.RunAsync(cts.Token);
+        await Kit.EventuallyAsync(async () => await ListenersAsync() == 1, TimeSpan.FromSeconds(10), "the idle host to listen");
+
+        var (_, first) = await t.AskAsync("take your time");
+        await Kit.EventuallyAsync(async () => await ListenersAsync() == 0, TimeSpan.FromSeconds(10), "the busy host to stop listening");
+        Assert.Equal("running", await t.StatusAsync(first));
+        await Kit.EventuallyAsync(async () => await t.StatusAsync(first) == "completed", TimeSpan.FromSeconds(20), "the first turn");
+        await Kit.EventuallyAsync(async () => await ListenersAsync() == 1, TimeSpan.FromSeconds(10), "the idle host to listen again");
+
+        // and it still takes new work
+        var (_, second) = await t.AskAsync("again");
+        await Kit.EventuallyAsync(async () => await t.StatusAsync(second) == "completed", TimeSpan.FromSeconds(20), "the second turn");
+        await cts.CancelAsync();
+        await run;
     }
 
     [Fact]
