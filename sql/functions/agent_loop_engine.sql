@@ -830,7 +830,9 @@ BEGIN
                                      || CASE WHEN p_next_action IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('next_action', p_next_action) END);
         v_tools := v_tools || NULL::text; v_callids := v_callids || NULL::text; v_hashes := v_hashes || NULL::bytea; v_parents := v_parents || NULL::uuid;
     END IF;
-    FOR v_call IN SELECT value FROM jsonb_array_elements(p_calls) LOOP
+    -- Simple expressions rather than queries (a loop over jsonb_array_elements is a statement).
+    FOR i IN 0 .. v_ntools - 1 LOOP
+        v_call := p_calls -> i;
         IF jsonb_typeof(v_call) <> 'object' OR jsonb_typeof(v_call -> 'name') <> 'string' THEN
             RAISE EXCEPTION 'a tool call must be an object with a "name"' USING ERRCODE = '22023',
                 HINT = 'Pass {"id": "call_1", "name": "web_search", "arguments": {"query": "..."}}.';
@@ -882,8 +884,9 @@ BEGIN
         RAISE EXCEPTION 'the response records nothing' USING ERRCODE = '22023',
             HINT = 'Pass thinking, tool calls or a final text.';
     END IF;
-    SELECT jsonb_agg(aos_agent._step_ref(u.id, u.typ, u.content) ORDER BY u.ord) INTO v_refs
-      FROM unnest(v_ids, v_types, v_contents) WITH ORDINALITY u(id, typ, content, ord);
+    FOR i IN 1 .. cardinality(v_ids) LOOP
+        v_refs := v_refs || jsonb_build_array(aos_agent._step_ref(v_ids[i], v_types[i], v_contents[i]));
+    END LOOP;
 
     v_adv := aos_agent._advance(p_turn_id, p_lease_token, cardinality(v_ids), 'model',
         p_input_tokens, p_output_tokens, p_cost, CASE WHEN p_final THEN 'turn.answered' ELSE 'model.responded' END,
@@ -891,10 +894,12 @@ BEGIN
             ELSE jsonb_build_object('input_tokens', p_input_tokens, 'output_tokens', p_output_tokens) END, v_at);
     v_tenant := v_adv.tenant_id;
 
-    IF p_final AND EXISTS (SELECT 1 FROM aos_agent.step WHERE tenant_id = v_tenant AND turn_id = p_turn_id
-                             AND step_type = 'tool_call' AND status IN ('pending', 'needs_review', 'executing')) THEN
-        RAISE EXCEPTION 'turn % has tool calls that are waiting or running', p_turn_id
-            USING ERRCODE = 'AO003', HINT = 'Record their results (or have them decided) before completing the turn.';
+    IF p_final THEN
+        IF EXISTS (SELECT 1 FROM aos_agent.step WHERE tenant_id = v_tenant AND turn_id = p_turn_id
+                      AND step_type = 'tool_call' AND status IN ('pending', 'needs_review', 'executing')) THEN
+            RAISE EXCEPTION 'turn % has tool calls that are waiting or running', p_turn_id
+                USING ERRCODE = 'AO003', HINT = 'Record their results (or have them decided) before completing the turn.';
+        END IF;
     END IF;
 
     v_tokens := CASE WHEN p_input_tokens IS NULL AND p_output_tokens IS NULL THEN NULL
@@ -1303,9 +1308,14 @@ DECLARE
 BEGIN
     SELECT * INTO v_turn FROM aos_agent.turn WHERE tenant_id = p_tenant_id AND turn_id = p_turn_id FOR UPDATE;
     SELECT * INTO v_agent FROM aos_agent.agent WHERE tenant_id = p_tenant_id AND agent_id = v_turn.agent_id;
-    v_model := coalesce(v_agent.model_id,
-                        (SELECT model_id FROM aos_persona.persona WHERE tenant_id = p_tenant_id AND persona_id = v_agent.persona_id),
-                        aos_agent.default_model_id(p_tenant_id));
+    -- (step by step: as one coalesce with a subquery it was planned anew on every claim)
+    v_model := v_agent.model_id;
+    IF v_model IS NULL AND v_agent.persona_id IS NOT NULL THEN
+        SELECT model_id INTO v_model FROM aos_persona.persona WHERE tenant_id = p_tenant_id AND persona_id = v_agent.persona_id;
+    END IF;
+    IF v_model IS NULL THEN
+        v_model := aos_agent.default_model_id(p_tenant_id);
+    END IF;
     v_left_ms := coalesce((v_turn.budget ->> 'max_seconds')::bigint, 600) * 1000 - v_turn.active_ms;
     v_payload := jsonb_strip_nulls(jsonb_build_object('attempt', v_turn.attempt + 1, 'driver', p_driver, 'worker', p_worker_id));
     -- one UPDATE of the conversation: the lease, and the link of the turn.started event in its chain
@@ -1426,21 +1436,41 @@ BEGIN
     END IF;
     FOR i IN 1 .. 50 LOOP
         v_at := clock_timestamp();
-        SELECT c.tenant_id, c.conversation_id, c.active_turn_id INTO v_c
-          FROM aos_agent.conversation c
-         WHERE c.run_state IN ('leased', 'manual') AND c.lease_expires_at < v_at
-           AND (p_tenant_id IS NULL OR c.tenant_id = p_tenant_id)
-         ORDER BY c.lease_expires_at
-         LIMIT 1
-           FOR UPDATE SKIP LOCKED;
-        v_reclaim := FOUND;
-        IF NOT v_reclaim THEN
+        -- One query per case rather than "p_tenant_id IS NULL OR c.tenant_id = p_tenant_id":
+        -- PostgreSQL planned that one anew on every claim (a plan for the given value always looked
+        -- cheaper than the generic one), a third of the claim's time.
+        IF p_tenant_id IS NULL THEN
             SELECT c.tenant_id, c.conversation_id, c.active_turn_id INTO v_c
               FROM aos_agent.conversation c
-             WHERE c.run_state = 'ready' AND (p_tenant_id IS NULL OR c.tenant_id = p_tenant_id)
-             ORDER BY c.ready_at
+             WHERE c.run_state IN ('leased', 'manual') AND c.lease_expires_at < v_at
+             ORDER BY c.lease_expires_at
              LIMIT 1
                FOR UPDATE SKIP LOCKED;
+        ELSE
+            SELECT c.tenant_id, c.conversation_id, c.active_turn_id INTO v_c
+              FROM aos_agent.conversation c
+             WHERE c.run_state IN ('leased', 'manual') AND c.lease_expires_at < v_at AND c.tenant_id = p_tenant_id
+             ORDER BY c.lease_expires_at
+             LIMIT 1
+               FOR UPDATE SKIP LOCKED;
+        END IF;
+        v_reclaim := FOUND;
+        IF NOT v_reclaim THEN
+            IF p_tenant_id IS NULL THEN
+                SELECT c.tenant_id, c.conversation_id, c.active_turn_id INTO v_c
+                  FROM aos_agent.conversation c
+                 WHERE c.run_state = 'ready'
+                 ORDER BY c.ready_at
+                 LIMIT 1
+                   FOR UPDATE SKIP LOCKED;
+            ELSE
+                SELECT c.tenant_id, c.conversation_id, c.active_turn_id INTO v_c
+                  FROM aos_agent.conversation c
+                 WHERE c.run_state = 'ready' AND c.tenant_id = p_tenant_id
+                 ORDER BY c.ready_at
+                 LIMIT 1
+                   FOR UPDATE SKIP LOCKED;
+            END IF;
             IF NOT FOUND THEN
                 RETURN NULL;
             END IF;

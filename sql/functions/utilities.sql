@@ -109,7 +109,9 @@ COMMENT ON FUNCTION aos_core._merge_counts(jsonb, jsonb) IS 'Internal: adds two 
 CREATE FUNCTION aos_core._hour(p_at timestamptz)
 RETURNS timestamptz
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$ SELECT to_timestamp(floor(extract(epoch FROM p_at) / 3600) * 3600) $$;
+-- date_bin on absolute time (no time zone involved) is IMMUTABLE, so PostgreSQL inlines this;
+-- extract(epoch FROM timestamptz) is only STABLE, and kept the function from being inlined.
+AS $$ SELECT date_bin('1 hour', p_at, '2000-01-01 00:00:00+00'::timestamptz) $$;
 COMMENT ON FUNCTION aos_core._hour(timestamptz) IS 'Internal: the start of the UTC hour a timestamp falls in.';
 
 CREATE FUNCTION aos_core.format_duration(p_ms bigint)

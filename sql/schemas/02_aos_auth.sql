@@ -267,12 +267,14 @@ COMMENT ON FUNCTION aos_auth.kernel_scope() IS 'True only inside kernel function
 
 -- is_platform_admin: the caller (the session's login, or the role it SET ROLE to) is a member of
 -- aos_admin, or a superuser.
+-- No SET clause, so that PostgreSQL inlines it (policies and claims call it; with a SET clause it
+-- was parsed and planned on every call); every name in it is schema-qualified instead.
 CREATE FUNCTION aos_auth.is_platform_admin()
 RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_has_role(CASE WHEN current_user = 'aos_owner' THEN session_user ELSE current_user END, 'aos_admin', 'MEMBER')
+    SELECT pg_catalog.pg_has_role(CASE WHEN CURRENT_USER OPERATOR(pg_catalog.=) 'aos_owner'::pg_catalog.name
+                                       THEN SESSION_USER ELSE CURRENT_USER END, 'aos_admin', 'MEMBER')
 $$;
 COMMENT ON FUNCTION aos_auth.is_platform_admin() IS 'True for members of aos_admin and superusers (the calling login, not a function owner).';
 

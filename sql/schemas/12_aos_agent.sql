@@ -97,6 +97,9 @@ CREATE INDEX conversation_agent_idx ON aos_agent.conversation (tenant_id, agent_
 CREATE INDEX conversation_ready_idx ON aos_agent.conversation (ready_at) WHERE run_state = 'ready';
 CREATE INDEX conversation_tenant_ready_idx ON aos_agent.conversation (tenant_id, ready_at) WHERE run_state = 'ready';
 CREATE INDEX conversation_lease_idx ON aos_agent.conversation (lease_expires_at) WHERE run_state IN ('leased', 'manual');
+-- A worker of one tenant looks for expired leases of that tenant: without this index PostgreSQL
+-- planned that query anew on every claim (no generic plan was as cheap as one for the given values).
+CREATE INDEX conversation_tenant_lease_idx ON aos_agent.conversation (tenant_id, lease_expires_at) WHERE run_state IN ('leased', 'manual');
 CREATE UNIQUE INDEX conversation_lease_token_key ON aos_agent.conversation (lease_token) WHERE lease_token IS NOT NULL;
 COMMENT ON TABLE aos_agent.conversation IS
     'Conversations: the unit of dispatch (one running turn at a time, in order), their totals, and the head of their event chain.';

@@ -196,7 +196,7 @@ public sealed partial class CatalogLintTests(KernelDatabase db) : IClassFixture<
                        EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_policy'::regclass AND d.refclassid = 'pg_proc'::regclass
                                                           AND d.refobjid = p.oid) AS in_policy,
                        p.oid::regprocedure::text IN ('aos_auth.current_tenant()', 'aos_auth.current_principal()', 'aos_auth.kernel_scope()',
-                                                     'aos_skills.shared_tenant()') AS written_to_inline
+                                                     'aos_auth.is_platform_admin()', 'aos_skills.shared_tenant()') AS written_to_inline
                   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
                  WHERE n.nspname LIKE 'aos\_%')
             SELECT fn.oid::regprocedure || ': ' || concat_ws(', ',
@@ -333,7 +333,7 @@ public sealed partial class CatalogLintTests(KernelDatabase db) : IClassFixture<
             ALTER FUNCTION aos_agent.recall(uuid, text) RESET aos.kernel_tenant;
             COMMENT ON FUNCTION aos_agent.forget(uuid, text) IS 'Deletes a memory.';
             GRANT EXECUTE ON FUNCTION aos_agent.get_turn_state(uuid) TO PUBLIC;
-            ALTER FUNCTION aos_auth.is_platform_admin() RESET search_path;
+            ALTER FUNCTION aos_auth._is_tenant_admin(uuid) RESET search_path;
             ALTER FUNCTION aos_core.max_content_bytes() OWNER TO t_admin;
             GRANT TRIGGER ON aos_core.event_log TO aos_app;
             GRANT DELETE ON aos_policy.policy_rule TO aos_app;
@@ -358,7 +358,7 @@ public sealed partial class CatalogLintTests(KernelDatabase db) : IClassFixture<
             await Catches(SecurityDefinerFunctionsPinTheirSettingsSayWhyAndAreNotPublic, "aos_agent.recall");
             await Catches(SecurityDefinerFunctionsPinTheirSettingsSayWhyAndAreNotPublic, "aos_agent.forget");
             await Catches(NoFunctionIsExecutableByPublicOrLeakproofAndAllFixTheirSearchPath, "aos_agent.get_turn_state");
-            await Catches(NoFunctionIsExecutableByPublicOrLeakproofAndAllFixTheirSearchPath, "aos_auth.is_platform_admin");
+            await Catches(NoFunctionIsExecutableByPublicOrLeakproofAndAllFixTheirSearchPath, "aos_auth._is_tenant_admin");
             await Catches(EveryKernelObjectIsOwnedByAosOwner, "aos_core.max_content_bytes");
             await Catches(ClientRolesAndTheirLoginsAreNotSuperuserBypassRlsOrOwners, "t_admin");
             await Catches(ClientsHoldNoPrivilegeThatReachesPastRowLevelSecurity, "TRIGGER on aos_core.event_log");
