@@ -333,9 +333,10 @@ BEGIN
         RAISE EXCEPTION 'agent % is deactivated', v_agent.name
             USING ERRCODE = 'AO013', HINT = 'Reactivate it: SELECT aos_agent.update_agent(agent_id, p_is_active := true).';
     END IF;
-    IF p_user_principal_id IS NOT NULL AND NOT EXISTS (
-        SELECT 1 FROM aos_auth.principal WHERE tenant_id = v_tenant AND principal_id = p_user_principal_id) THEN
-        PERFORM aos_core._not_found('principal', p_user_principal_id);
+    IF p_user_principal_id IS NOT NULL THEN
+        IF NOT EXISTS (SELECT 1 FROM aos_auth.principal WHERE tenant_id = v_tenant AND principal_id = p_user_principal_id) THEN
+            PERFORM aos_core._not_found('principal', p_user_principal_id);
+        END IF;
     END IF;
     INSERT INTO aos_agent.conversation (tenant_id, conversation_id, agent_id, user_principal_id, title, context, dispatch)
     VALUES (v_tenant, v_id, p_agent_id, coalesce(p_user_principal_id, aos_auth.current_principal()), p_title,

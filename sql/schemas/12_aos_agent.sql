@@ -228,6 +228,9 @@ CREATE TABLE aos_agent.tool_execution (
     CONSTRAINT tool_execution_status_check CHECK (status IN ('running', 'succeeded', 'failed', 'abandoned'))
 );
 CREATE UNIQUE INDEX tool_execution_running_key ON aos_agent.tool_execution (tenant_id, step_id) WHERE status = 'running';
+-- The running executions of a turn (finishing, releasing or losing a turn ends them): without it
+-- those statements read every running execution of the tenant, and were planned on every call.
+CREATE INDEX tool_execution_running_turn_idx ON aos_agent.tool_execution (tenant_id, turn_id) WHERE status = 'running';
 COMMENT ON TABLE aos_agent.tool_execution IS
     'Tickets: the kernel issues one (execution_id) when an approved tool call may start; the result is accepted only with it.';
 
