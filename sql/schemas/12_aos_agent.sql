@@ -11,6 +11,42 @@
 CREATE SCHEMA aos_agent;
 COMMENT ON SCHEMA aos_agent IS 'pgAgentOS agent loop: agents, conversations, turns, steps, approvals, memory, observations.';
 
+-- Value rules of the hot tables as domains (see aos_core.driver for why).
+CREATE DOMAIN aos_agent.conversation_status AS text CONSTRAINT conversation_status_check CHECK (VALUE IN ('active', 'paused', 'closed'));
+CREATE DOMAIN aos_agent.run_state AS text
+    CONSTRAINT conversation_run_state_check CHECK (VALUE IN ('idle', 'ready', 'leased', 'waiting', 'manual'));
+CREATE DOMAIN aos_agent.phase AS text CONSTRAINT conversation_phase_check CHECK (VALUE IN ('input', 'model'));
+CREATE DOMAIN aos_agent.title AS text CONSTRAINT conversation_title_check CHECK (length(VALUE) <= 500);
+CREATE DOMAIN aos_agent.turn_status AS text
+    CONSTRAINT turn_status_check CHECK (VALUE IN ('queued', 'running', 'waiting_tool', 'waiting_human', 'completed', 'failed', 'cancelled', 'dead'));
+CREATE DOMAIN aos_agent.user_message AS text
+    CONSTRAINT turn_user_message_check CHECK (octet_length(VALUE) BETWEEN 1 AND 1048576);  -- aos_core.max_content_bytes()
+CREATE DOMAIN aos_agent.step_type AS text
+    CONSTRAINT step_type_check CHECK (VALUE IN ('user_message', 'think', 'tool_call', 'tool_result', 'respond',
+                                                'inject', 'override', 'pause', 'resume', 'error', 'note'));
+CREATE DOMAIN aos_agent.step_status AS text
+    CONSTRAINT step_status_check CHECK (VALUE IN ('completed', 'pending', 'approved', 'rejected', 'executing',
+                                                  'needs_review', 'failed', 'abandoned', 'cancelled'));
+CREATE DOMAIN aos_agent.approval_kind AS text CONSTRAINT approval_kind_check CHECK (VALUE IN ('approval', 'review'));
+CREATE DOMAIN aos_agent.decision AS text CONSTRAINT approval_decision_check CHECK (VALUE IN ('approved', 'rejected'));
+CREATE DOMAIN aos_agent.decision_source AS text CONSTRAINT approval_source_check CHECK (VALUE IN ('human', 'auto', 'policy'));
+CREATE DOMAIN aos_agent.note AS text CONSTRAINT approval_note_check CHECK (length(VALUE) <= 4000);
+CREATE DOMAIN aos_agent.execution_status AS text
+    CONSTRAINT tool_execution_status_check CHECK (VALUE IN ('running', 'succeeded', 'failed', 'abandoned'));
+COMMENT ON DOMAIN aos_agent.conversation_status IS 'A conversation is active, paused or closed.';
+COMMENT ON DOMAIN aos_agent.run_state IS 'Where a conversation stands in the turn queue (see the header of this file).';
+COMMENT ON DOMAIN aos_agent.phase IS 'What the active turn waits for next: input (a model call) or model output to record.';
+COMMENT ON DOMAIN aos_agent.title IS 'A conversation title, at most 500 characters.';
+COMMENT ON DOMAIN aos_agent.turn_status IS 'The state of a turn (docs/state-machines.md).';
+COMMENT ON DOMAIN aos_agent.user_message IS 'A user message: 1 byte to 1 MiB.';
+COMMENT ON DOMAIN aos_agent.step_type IS 'The kind of a step.';
+COMMENT ON DOMAIN aos_agent.step_status IS 'The state of a step (docs/state-machines.md).';
+COMMENT ON DOMAIN aos_agent.approval_kind IS 'A first decision (approval) or one after an interrupted execution (review).';
+COMMENT ON DOMAIN aos_agent.decision IS 'A tool call approved or rejected.';
+COMMENT ON DOMAIN aos_agent.decision_source IS 'Who decided: a person, the agent''s auto-approval, or a policy rule.';
+COMMENT ON DOMAIN aos_agent.note IS 'A note on a decision, at most 4,000 characters.';
+COMMENT ON DOMAIN aos_agent.execution_status IS 'The state of a tool execution ticket.';
+
 CREATE TABLE aos_agent.agent (
     tenant_id    uuid        NOT NULL,
     agent_id     uuid        NOT NULL DEFAULT gen_random_uuid(),
@@ -48,15 +84,15 @@ CREATE TABLE aos_agent.conversation (
     conversation_id   uuid        NOT NULL DEFAULT gen_random_uuid(),
     agent_id          uuid        NOT NULL,
     user_principal_id uuid,
-    title             text,
-    context           jsonb       NOT NULL DEFAULT '{}',
-    status            text        NOT NULL DEFAULT 'active',
-    dispatch          text        NOT NULL DEFAULT 'worker',
+    title             aos_agent.title,
+    context           aos_core.json_object NOT NULL DEFAULT '{}',
+    status            aos_agent.conversation_status NOT NULL DEFAULT 'active',
+    dispatch          aos_core.driver NOT NULL DEFAULT 'worker',
     turn_count        integer     NOT NULL DEFAULT 0,
     total_tokens      bigint      NOT NULL DEFAULT 0,
     total_cost_usd    numeric(16, 6) NOT NULL DEFAULT 0,
     -- dispatch
-    run_state         text        NOT NULL DEFAULT 'idle',
+    run_state         aos_agent.run_state NOT NULL DEFAULT 'idle',
     active_turn_id    uuid,
     lease_token       uuid,
     lease_expires_at  timestamptz,
@@ -65,7 +101,7 @@ CREATE TABLE aos_agent.conversation (
     -- the active turn's running counters and budget (copied to the turn when it leaves running)
     cur_attempt       integer     NOT NULL DEFAULT 0,
     cur_model_id      uuid,
-    cur_phase         text        NOT NULL DEFAULT 'input',
+    cur_phase         aos_agent.phase NOT NULL DEFAULT 'input',
     cur_step_count    integer     NOT NULL DEFAULT 0,
     cur_iteration     integer     NOT NULL DEFAULT 0,
     cur_max_iterations integer    NOT NULL DEFAULT 10,
@@ -83,14 +119,8 @@ CREATE TABLE aos_agent.conversation (
     last_activity_at  timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT conversation_pkey PRIMARY KEY (tenant_id, conversation_id),
     CONSTRAINT conversation_agent_fkey FOREIGN KEY (tenant_id, agent_id) REFERENCES aos_agent.agent (tenant_id, agent_id),
-    CONSTRAINT conversation_status_check CHECK (status IN ('active', 'paused', 'closed')),
-    CONSTRAINT conversation_dispatch_check CHECK (dispatch IN ('worker', 'manual')),
-    CONSTRAINT conversation_phase_check CHECK (cur_phase IN ('input', 'model')),
-    CONSTRAINT conversation_run_state_check CHECK (run_state IN ('idle', 'ready', 'leased', 'waiting', 'manual')),
     CONSTRAINT conversation_lease_check CHECK ((run_state = 'leased') = (lease_token IS NOT NULL)),
-    CONSTRAINT conversation_active_turn_check CHECK ((run_state = 'idle') = (active_turn_id IS NULL)),
-    CONSTRAINT conversation_context_check CHECK (jsonb_typeof(context) = 'object'),
-    CONSTRAINT conversation_title_check CHECK (length(title) <= 500)
+    CONSTRAINT conversation_active_turn_check CHECK ((run_state = 'idle') = (active_turn_id IS NULL))
 ) WITH (fillfactor = 70);
 CREATE UNIQUE INDEX conversation_id_key ON aos_agent.conversation (conversation_id);
 CREATE INDEX conversation_agent_idx ON aos_agent.conversation (tenant_id, agent_id, created_at DESC);
@@ -110,13 +140,13 @@ CREATE TABLE aos_agent.turn (
     conversation_id   uuid        NOT NULL,
     agent_id          uuid        NOT NULL,
     turn_number       integer     NOT NULL,
-    user_message      text        NOT NULL,
-    attachments       jsonb       NOT NULL DEFAULT '[]',
-    status            text        NOT NULL DEFAULT 'queued',
-    driver            text,
+    user_message      aos_agent.user_message NOT NULL,
+    attachments       aos_core.json_array NOT NULL DEFAULT '[]',
+    status            aos_agent.turn_status NOT NULL DEFAULT 'queued',
+    driver            aos_core.driver,
     assistant_message text,
     error_message     text,
-    errors            jsonb       NOT NULL DEFAULT '[]',
+    errors            aos_core.json_array NOT NULL DEFAULT '[]',
     attempt           integer     NOT NULL DEFAULT 0,
     failures          integer     NOT NULL DEFAULT 0,
     max_attempts      integer     NOT NULL DEFAULT 3,
@@ -137,11 +167,6 @@ CREATE TABLE aos_agent.turn (
     CONSTRAINT turn_conversation_fkey FOREIGN KEY (tenant_id, conversation_id)
         REFERENCES aos_agent.conversation (tenant_id, conversation_id),
     CONSTRAINT turn_number_key UNIQUE (tenant_id, conversation_id, turn_number),
-    CONSTRAINT turn_status_check CHECK (status IN ('queued', 'running', 'waiting_tool', 'waiting_human', 'completed', 'failed', 'cancelled', 'dead')),
-    CONSTRAINT turn_driver_check CHECK (driver IN ('worker', 'manual')),
-    CONSTRAINT turn_user_message_check CHECK (octet_length(user_message) BETWEEN 1 AND 1048576),  -- aos_core.max_content_bytes()
-    CONSTRAINT turn_attachments_check CHECK (jsonb_typeof(attachments) = 'array'),
-    CONSTRAINT turn_errors_check CHECK (jsonb_typeof(errors) = 'array'),
     CONSTRAINT turn_counts_check CHECK (attempt >= 0 AND failures >= 0 AND max_attempts >= 1 AND step_count >= 0
                                         AND tokens_used >= 0 AND cost_usd >= 0)
 ) WITH (fillfactor = 80);
@@ -160,15 +185,15 @@ CREATE TABLE aos_agent.step (
     turn_id         uuid        NOT NULL,
     conversation_id uuid        NOT NULL,
     step_number     integer     NOT NULL,
-    step_type       text        NOT NULL,
-    status          text        NOT NULL DEFAULT 'completed',
+    step_type       aos_agent.step_type NOT NULL,
+    status          aos_agent.step_status NOT NULL DEFAULT 'completed',
     iteration       integer     NOT NULL DEFAULT 0,
     attempt         integer     NOT NULL DEFAULT 0,
     tool_name       text,
     call_id         text,
     args_hash       bytea,
     parent_step_id  uuid,
-    content         jsonb       NOT NULL,
+    content         aos_core.json_object NOT NULL,
     tokens          integer,
     duration_ms     integer,
     created_at      timestamptz NOT NULL,
@@ -179,11 +204,6 @@ CREATE TABLE aos_agent.step (
     awaiting_decision boolean   GENERATED ALWAYS AS (step_type = 'tool_call' AND status IN ('pending', 'needs_review')) STORED,
     CONSTRAINT step_pkey PRIMARY KEY (tenant_id, step_id),
     CONSTRAINT step_turn_number_key UNIQUE (tenant_id, turn_id, step_number),
-    CONSTRAINT step_type_check CHECK (step_type IN ('user_message', 'think', 'tool_call', 'tool_result', 'respond',
-                                                    'inject', 'override', 'pause', 'resume', 'error', 'note')),
-    CONSTRAINT step_status_check CHECK (status IN ('completed', 'pending', 'approved', 'rejected', 'executing',
-                                                   'needs_review', 'failed', 'abandoned', 'cancelled')),
-    CONSTRAINT step_content_check CHECK (jsonb_typeof(content) = 'object'),
     CONSTRAINT step_tool_check CHECK ((step_type IN ('tool_call', 'tool_result')) = (tool_name IS NOT NULL))
 ) WITH (fillfactor = 90);
 CREATE INDEX step_created_idx ON aos_agent.step (tenant_id, created_at DESC);
@@ -195,21 +215,17 @@ COMMENT ON TABLE aos_agent.step IS
 CREATE TABLE aos_agent.approval (
     tenant_id       uuid        NOT NULL,
     step_id         uuid        NOT NULL,
-    kind            text        NOT NULL DEFAULT 'approval',
+    kind            aos_agent.approval_kind NOT NULL DEFAULT 'approval',
     turn_id         uuid        NOT NULL,
     tool_name       text        NOT NULL,
     args_hash       bytea       NOT NULL,
-    decision        text        NOT NULL,
-    source          text        NOT NULL,
+    decision        aos_agent.decision NOT NULL,
+    source          aos_agent.decision_source NOT NULL,
     decided_by      uuid,
     decided_by_role text        NOT NULL,
-    note            text,
+    note            aos_agent.note,
     decided_at      timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT approval_pkey PRIMARY KEY (tenant_id, step_id, kind),
-    CONSTRAINT approval_kind_check CHECK (kind IN ('approval', 'review')),
-    CONSTRAINT approval_decision_check CHECK (decision IN ('approved', 'rejected')),
-    CONSTRAINT approval_source_check CHECK (source IN ('human', 'auto', 'policy')),
-    CONSTRAINT approval_note_check CHECK (length(note) <= 4000)
+    CONSTRAINT approval_pkey PRIMARY KEY (tenant_id, step_id, kind)
 );
 COMMENT ON TABLE aos_agent.approval IS
     'One decision per tool call (kind approval), bound to the step, the tool and the SHA-256 of its arguments; by a human, the agent''s auto-approval or a policy. A call whose execution was interrupted gets one more decision (kind review).';
@@ -221,11 +237,10 @@ CREATE TABLE aos_agent.tool_execution (
     turn_id      uuid        NOT NULL,
     attempt      integer     NOT NULL,
     worker_id    text,
-    status       text        NOT NULL DEFAULT 'running',
+    status       aos_agent.execution_status NOT NULL DEFAULT 'running',
     started_at   timestamptz NOT NULL,
     finished_at  timestamptz,
-    CONSTRAINT tool_execution_pkey PRIMARY KEY (tenant_id, execution_id),
-    CONSTRAINT tool_execution_status_check CHECK (status IN ('running', 'succeeded', 'failed', 'abandoned'))
+    CONSTRAINT tool_execution_pkey PRIMARY KEY (tenant_id, execution_id)
 );
 CREATE UNIQUE INDEX tool_execution_running_key ON aos_agent.tool_execution (tenant_id, step_id) WHERE status = 'running';
 -- The running executions of a turn (finishing, releasing or losing a turn ends them): without it

@@ -16,12 +16,14 @@ public sealed class SecretTests(TwoTenants db) : IClassFixture<TwoTenants>
         await using var su = await db.OpenAsync(null);
         // every column of every user table that could hold text or bytes
         var columns = await su.RowsAsync("""
-            SELECT c.oid::regclass::text AS rel, a.attname::text AS col, format_type(a.atttypid, NULL) AS type
+            SELECT c.oid::regclass::text AS rel, a.attname::text AS col, format_type(b.base, NULL) AS type
               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
               JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+              JOIN pg_type t ON t.oid = a.atttypid
+             CROSS JOIN LATERAL (SELECT CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END AS base) b  -- domains by their base type
              WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%'
-               AND a.atttypid IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype, 'name'::regtype, 'bytea'::regtype, 'json'::regtype,
-                                  'jsonb'::regtype, 'text[]'::regtype)
+               AND b.base IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype, 'name'::regtype, 'bytea'::regtype, 'json'::regtype,
+                              'jsonb'::regtype, 'text[]'::regtype)
             """);
         Assert.True(columns.Count > 50, "expected the kernel's text columns");
         var hits = new List<string>();
