@@ -1240,7 +1240,9 @@ BEGIN
         jsonb_build_object('steps', jsonb_build_array(aos_agent._step_ref(v_id, 'tool_result', v_content)), 'ticket', p_ticket), v_at);
 
     IF p_ticket IS NOT NULL THEN
-        -- A worker's result: the ticket ends and its call completes in one statement.
+        -- A worker's result: the ticket ends and its call completes in one statement. The call is
+        -- found by its key (a scalar subquery) rather than by a join, which the planner may turn
+        -- into a scan of the tenant's steps.
         WITH x AS (
             UPDATE aos_agent.tool_execution e
                SET status = CASE WHEN coalesce(p_success, true) THEN 'succeeded' ELSE 'failed' END, finished_at = v_at
@@ -1249,8 +1251,7 @@ BEGIN
         UPDATE aos_agent.step s
            SET status = CASE WHEN coalesce(p_success, true) THEN 'completed' ELSE 'failed' END, completed_at = v_at,
                duration_ms = (extract(epoch FROM v_at - s.created_at) * 1000)::integer
-          FROM x
-         WHERE s.tenant_id = v_adv.tenant_id AND s.step_id = x.step_id AND s.tool_name = p_tool_name
+         WHERE s.tenant_id = v_adv.tenant_id AND s.step_id = (SELECT x.step_id FROM x) AND s.tool_name = p_tool_name
         RETURNING s.step_id, s.call_id INTO v_step, v_call_id;
         IF v_step IS NULL THEN
             -- (the ticket may have been ended by the statement above: the exception undoes it)
