@@ -117,7 +117,7 @@ public sealed class EndToEndTests(KernelDatabase db) : IClassFixture<KernelDatab
     {
         // Every listening backend reads every notification of the database in a transaction of its
         // own: a host whose slots are all busy must not listen, and must listen again when one is idle.
-        var t = await Kit.TenantAsync(db, "gate", [], Kit.Script(new { text = "a slow answer", delay_ms = 2000 }));
+        var t = await Kit.TenantAsync(db, "gate", [], Kit.Script(new { text = "a slow answer", delay_ms = 4000 }));
         await using var su = new NpgsqlConnection(db.ConnectionString(null));
         await su.OpenAsync();
         async Task<int> ListenersAsync()
