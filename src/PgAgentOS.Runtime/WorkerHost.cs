@@ -13,10 +13,11 @@ namespace PgAgentOS.Runtime;
 /// A worker process's engine (aos worker): <see cref="WorkerOptions.Concurrency"/> slots, each
 /// claiming a turn (FOR UPDATE SKIP LOCKED in the kernel), driving it and claiming the next.
 /// LISTEN aos_turn_ready wakes idle slots (the host listens only while a slot is idle); polling
-/// every <see cref="WorkerOptions.PollInterval"/> backs it up (NOTIFY is only a hint). A turn that waits for an approval frees its slot; the
-/// approval's notification brings it back to some worker. When the database goes away, slots back
-/// off (with jitter) and carry on once it is back; turns they held are claimed again after their
-/// lease. Several hosts, in one process or on many machines, share one database safely.
+/// every <see cref="WorkerOptions.PollInterval"/> backs it up (NOTIFY is only a hint). A turn that
+/// waits for an approval frees its slot; the approval's notification brings it back to some worker.
+/// When the database goes away, slots back off (with jitter) and carry on once it is back; turns
+/// they held are claimed again after their lease. Several hosts, in one process or on many
+/// machines, share one database safely.
 /// </summary>
 public sealed class WorkerHost : IAsyncDisposable
 {
