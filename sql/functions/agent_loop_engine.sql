@@ -137,6 +137,9 @@ DECLARE
 BEGIN
     -- Each path is one statement: the conversation's UPDATE and the INSERT of its event (a
     -- statement costs its executor set-up and its row-level security InitPlans, whatever it does).
+    -- The two paths stay two statements: a worker's finds the conversation through the unique
+    -- lease-token index, one by hand through its key (and renews the manual lease); one statement
+    -- for both would choose between them at run time and be planned anew on every call.
     IF p_lease_token IS NOT NULL THEN
         -- A worker: the lease token finds the conversation (across tenants, hence the scope).
         PERFORM set_config('aos.kernel_scope', 'all', true);
@@ -218,9 +221,7 @@ BEGIN
     IF v_seq IS NULL THEN
         PERFORM aos_agent._diagnose(p_turn_id, p_lease_token, p_at);
     END IF;
-    -- act for the tenant (aos_auth._act_as, without the call)
-    PERFORM set_config('aos.kernel_tenant', tenant_id::text, true);
-    PERFORM set_config('aos.kernel_principal', '', true);
+    PERFORM aos_auth._act_as(tenant_id);
 END
 $$;
 COMMENT ON FUNCTION aos_agent._advance(uuid, uuid, integer, text, bigint, bigint, numeric, text, jsonb, timestamptz) IS
@@ -908,53 +909,42 @@ BEGIN
         -- another call of this response waits for a person: run none until it is decided
         v_status := array_replace(v_status, 'executing', 'approved');
     END IF;
-    -- All steps of the response in one statement; with tool calls, the same statement records
-    -- their decisions and issues the execution tickets of those a worker may run now (one
-    -- statement, not three: each costs its executor set-up and row-level security InitPlans).
-    IF v_ntools = 0 THEN
+    -- One statement writes the response: its steps, the decisions of its tool calls, and the
+    -- execution tickets of those a worker may run now (each statement costs its executor set-up and
+    -- row-level security InitPlans; without tool calls the last two write nothing).
+    WITH u AS MATERIALIZED (
+        SELECT * FROM unnest(v_ids, v_types, v_status, v_tools, v_callids, v_hashes, v_parents, v_contents)
+                      WITH ORDINALITY u(id, typ, st, tool, call_id, hash, parent, content, ord)),
+    steps AS (
         INSERT INTO aos_agent.step (tenant_id, step_id, turn_id, conversation_id, step_number, step_type, status, iteration, attempt,
                                     tool_name, call_id, args_hash, parent_step_id, content, tokens, created_at, completed_at)
         SELECT v_tenant, u.id, p_turn_id, v_adv.conversation_id, v_adv.first_step + u.ord::integer - 1, u.typ, u.st, v_adv.iteration,
                v_adv.attempt, u.tool, u.call_id, u.hash, u.parent, u.content,
                CASE WHEN u.ord = cardinality(v_ids) THEN v_tokens END, v_at,
                CASE WHEN u.st IN ('completed', 'rejected', 'failed', 'cancelled') THEN v_at END
-          FROM unnest(v_ids, v_types, v_status, v_tools, v_callids, v_hashes, v_parents, v_contents)
-               WITH ORDINALITY u(id, typ, st, tool, call_id, hash, parent, content, ord);
-    ELSE
-        WITH u AS MATERIALIZED (
-            SELECT * FROM unnest(v_ids, v_types, v_status, v_tools, v_callids, v_hashes, v_parents, v_contents)
-                          WITH ORDINALITY u(id, typ, st, tool, call_id, hash, parent, content, ord)),
-        steps AS (
-            INSERT INTO aos_agent.step (tenant_id, step_id, turn_id, conversation_id, step_number, step_type, status, iteration, attempt,
-                                        tool_name, call_id, args_hash, parent_step_id, content, tokens, created_at, completed_at)
-            SELECT v_tenant, u.id, p_turn_id, v_adv.conversation_id, v_adv.first_step + u.ord::integer - 1, u.typ, u.st, v_adv.iteration,
-                   v_adv.attempt, u.tool, u.call_id, u.hash, u.parent, u.content,
-                   CASE WHEN u.ord = cardinality(v_ids) THEN v_tokens END, v_at,
-                   CASE WHEN u.st IN ('completed', 'rejected', 'failed', 'cancelled') THEN v_at END
-              FROM u),
-        decided AS (
-            INSERT INTO aos_agent.approval (tenant_id, step_id, turn_id, tool_name, args_hash, decision, source, decided_by_role, note, decided_at)
-            SELECT v_tenant, u.id, p_turn_id, u.tool, u.hash, CASE WHEN u.st = 'rejected' THEN 'rejected' ELSE 'approved' END,
-                   u.content #>> '{decision,source}', session_user, u.content #>> '{decision,reason}', v_at
-              FROM u
-             WHERE u.typ = 'tool_call' AND u.st IN ('approved', 'executing', 'rejected')),
-        issued AS (
-            INSERT INTO aos_agent.tool_execution (tenant_id, step_id, turn_id, attempt, worker_id, started_at)
-            SELECT v_tenant, u.id, p_turn_id, v_adv.attempt, v_adv.worker_id, v_at
-              FROM u
-             WHERE u.typ = 'tool_call' AND u.st = 'executing'
-            RETURNING step_id, execution_id)
-        SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
-                   'step_id', u.id, 'call_id', u.call_id, 'name', u.tool,
-                   'status', CASE u.st WHEN 'pending' THEN 'awaiting_approval' WHEN 'executing' THEN 'approved' ELSE u.st END,
-                   'decided_by', u.content #>> '{decision,source}', 'reason', u.content #>> '{decision,reason}',
-                   'ticket', i.execution_id,
-                   'result_step_id', CASE WHEN u.st = 'rejected' THEN v_ids[u.ord + 1] END)) ORDER BY u.ord), '[]')
-          INTO v_results
+          FROM u),
+    decided AS (
+        INSERT INTO aos_agent.approval (tenant_id, step_id, turn_id, tool_name, args_hash, decision, source, decided_by_role, note, decided_at)
+        SELECT v_tenant, u.id, p_turn_id, u.tool, u.hash, CASE WHEN u.st = 'rejected' THEN 'rejected' ELSE 'approved' END,
+               u.content #>> '{decision,source}', session_user, u.content #>> '{decision,reason}', v_at
           FROM u
-          LEFT JOIN issued i ON i.step_id = u.id
-         WHERE u.typ = 'tool_call';
-    END IF;
+         WHERE u.typ = 'tool_call' AND u.st IN ('approved', 'executing', 'rejected')),
+    issued AS (
+        INSERT INTO aos_agent.tool_execution (tenant_id, step_id, turn_id, attempt, worker_id, started_at)
+        SELECT v_tenant, u.id, p_turn_id, v_adv.attempt, v_adv.worker_id, v_at
+          FROM u
+         WHERE u.typ = 'tool_call' AND u.st = 'executing'
+        RETURNING step_id, execution_id)
+    SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+               'step_id', u.id, 'call_id', u.call_id, 'name', u.tool,
+               'status', CASE u.st WHEN 'pending' THEN 'awaiting_approval' WHEN 'executing' THEN 'approved' ELSE u.st END,
+               'decided_by', u.content #>> '{decision,source}', 'reason', u.content #>> '{decision,reason}',
+               'ticket', i.execution_id,
+               'result_step_id', CASE WHEN u.st = 'rejected' THEN v_ids[u.ord + 1] END)) ORDER BY u.ord), '[]')
+      INTO v_results
+      FROM u
+      LEFT JOIN issued i ON i.step_id = u.id
+     WHERE u.typ = 'tool_call';
 
     v_budget := aos_agent._over_budget(v_adv.tokens, v_adv.cost, v_adv.max_tokens, v_adv.max_cost);
     IF v_budget IS NOT NULL THEN
