@@ -32,6 +32,15 @@ public sealed record BenchOptions
     /// <summary>Step-recording cycles of the profiling pass (pg_stat_statements with track = all).</summary>
     public int ProfileCycles { get; init; } = 300;
 
+    /// <summary>
+    /// The figures to measure (1-6; all by default). Figure 1 is measured whenever 2 or 3 is, since they
+    /// are ratios to it; a run of some figures only never rewrites docs/benchmarks.md by default.
+    /// </summary>
+    public IReadOnlySet<int> Figures { get; init; } = new SortedSet<int> { 1, 2, 3, 4, 5, 6 };
+
+    /// <summary>Whether figure <paramref name="n"/> is measured.</summary>
+    public bool Measures(int n) => Figures.Contains(n) || (n == 1 && (Figures.Contains(2) || Figures.Contains(3)));
+
     /// <summary>Use pgbench (when installed) for the raw INSERT baseline; else the plain Npgsql loop is the baseline.</summary>
     public bool UsePgbench { get; init; } = true;
 
@@ -144,6 +153,9 @@ public sealed record BenchOptions
                 case "--approval-samples":
                     o = o with { ApprovalSamples = (int)ParseCount(Next()) };
                     break;
+                case "--figures":
+                    o = o with { Figures = ParseFigures(Next()) };
+                    break;
                 case "--json":
                     o = o with { JsonPath = Next() };
                     break;
@@ -182,7 +194,8 @@ public sealed record BenchOptions
                     throw new ArgumentException($"unknown option {a} (try --help)");
             }
         }
-        if (o.DocsPath is null && !o.NoDocs && o.DefaultDocsPath is not null && o.Preset is ("default" or "huge") && o.Prototypes.Count == 0)
+        if (o.DocsPath is null && !o.NoDocs && o.DefaultDocsPath is not null && o.Preset is ("default" or "huge") && o.Prototypes.Count == 0
+            && o.Figures.Count == 6)
         {
             o = o with { DocsPath = o.DefaultDocsPath };
         }
@@ -219,6 +232,24 @@ public sealed record BenchOptions
         return (long)Math.Round(v * mult);
     }
 
+    private static SortedSet<int> ParseFigures(string s)
+    {
+        var set = new SortedSet<int>();
+        foreach (var part in s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!int.TryParse(part, NumberStyles.None, CultureInfo.InvariantCulture, out var n) || n is < 1 or > 6)
+            {
+                throw new ArgumentException($"--figures takes figure numbers between 1 and 6, e.g. 4,5 (got {part})");
+            }
+            set.Add(n);
+        }
+        if (set.Count == 0)
+        {
+            throw new ArgumentException("--figures takes figure numbers between 1 and 6, e.g. 4,5");
+        }
+        return set;
+    }
+
     private static double ParseSeconds(string s)
     {
         s = s.Trim().TrimEnd('s');
@@ -251,6 +282,7 @@ public sealed record BenchOptions
           --duration 8            seconds per throughput window (--warmup 1.5 before it)
           --growth-duration 5     seconds per throughput window at each growth size
           --samples 300           latency samples per client count (--approval-samples 150)
+          --figures 4,5           measure only these figures (1 comes with 2 and 3; no docs by default)
           --driver auto|sdk|runtime   who drives the whole turns of figure 3 (auto: the runtime when built in)
           --json PATH             JSON report (default artifacts/bench/bench-<time>.json)
           --docs PATH | --no-docs regenerate this Markdown file (scripts/bench.sh: docs/benchmarks.md for the

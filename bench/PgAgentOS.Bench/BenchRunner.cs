@@ -36,140 +36,162 @@ public static class BenchRunner
         var rawSource = server.DataSource(PgAgentOS.Embedded.ClusterLifecycle.WorkerLogin, RawFigures.App);
 
         // ---- 1. raw baselines -----------------------------------------------------------------
-        progress.Phase("1. raw baselines: single-row INSERTs of step-sized rows, a SKIP LOCKED queue");
-        foreach (var n in o.Clients)
+        if (o.Measures(1))
         {
-            if (o.UsePgbench && server.Pgbench is not null)
+            progress.Phase("1. raw baselines: single-row INSERTs of step-sized rows, a SKIP LOCKED queue");
+            foreach (var n in o.Clients)
             {
-                var p = await RawFigures.InsertPgbenchAsync(server, workDir, n, o.DurationSeconds, progress, ct);
-                if (p is not null)
+                if (o.UsePgbench && server.Pgbench is not null)
                 {
-                    p.Ratio = 1;
-                    report.RawInsertPgbench.Add(p);
-                    progress.Info(F($"raw INSERT, pgbench,     {n,2} client(s): {p.PerSecond,9:N0} rows/s"));
+                    var p = await RawFigures.InsertPgbenchAsync(server, workDir, n, o.DurationSeconds, progress, ct);
+                    if (p is not null)
+                    {
+                        p.Ratio = 1;
+                        report.RawInsertPgbench.Add(p);
+                        progress.Info(F($"raw INSERT, pgbench,     {n,2} client(s): {p.PerSecond,9:N0} rows/s"));
+                    }
                 }
+                var q = await RawFigures.InsertNpgsqlAsync(server, rawSource, n, o.WarmupSeconds, o.DurationSeconds, progress, ct);
+                q.Ratio = report.RawInsertPgbench.FirstOrDefault(x => x.Clients == n) is { } b ? q.PerSecond / b.PerSecond : 1;
+                report.RawInsertNpgsql.Add(q);
+                progress.Info(F($"raw INSERT, Npgsql loop, {n,2} client(s): {q.PerSecond,9:N0} rows/s ({q.Ratio:0.00} of the baseline), backend CPU {q.ServerCpuUs:0} µs/row; {WaitSampler.Describe(q.Waits)}"));
             }
-            var q = await RawFigures.InsertNpgsqlAsync(server, rawSource, n, o.WarmupSeconds, o.DurationSeconds, progress, ct);
-            q.Ratio = report.RawInsertPgbench.FirstOrDefault(x => x.Clients == n) is { } b ? q.PerSecond / b.PerSecond : 1;
-            report.RawInsertNpgsql.Add(q);
-            progress.Info(F($"raw INSERT, Npgsql loop, {n,2} client(s): {q.PerSecond,9:N0} rows/s ({q.Ratio:0.00} of the baseline), backend CPU {q.ServerCpuUs:0} µs/row; {WaitSampler.Describe(q.Waits)}"));
+            if (report.RawInsertPgbench.Count == 0)
+            {
+                report.Notes.Add(o.UsePgbench
+                    ? "pgbench is not installed: the plain Npgsql loop is the raw INSERT baseline (the anchors of issue 7 put it at 0.79 of pgbench)."
+                    : "--no-pgbench: the plain Npgsql loop is the raw INSERT baseline.");
+            }
+            var maxInsert = report.RawInsertNpgsql.Max(p => p.PerSecond);
+            foreach (var n in o.Clients)
+            {
+                // a full queue for every window (one fill for all of them ran dry in short windows)
+                await RawFigures.FillQueueAsync(server, (int)Math.Clamp(maxInsert * (o.WarmupSeconds + o.DurationSeconds), 1_000, 500_000), ct);
+                var q = await RawFigures.QueueAsync(server, rawSource, n, o.WarmupSeconds, o.DurationSeconds, progress, ct);
+                report.RawQueue.Add(q);
+                progress.Info(F($"raw SKIP LOCKED claim + complete, {n,2} client(s): {q.PerSecond,9:N0} cycles/s"));
+            }
+            await server.ExecSuperAsync("TRUNCATE bench.raw_queue", ct);
         }
-        if (report.RawInsertPgbench.Count == 0)
-        {
-            report.Notes.Add(o.UsePgbench
-                ? "pgbench is not installed: the plain Npgsql loop is the raw INSERT baseline (the anchors of issue 7 put it at 0.79 of pgbench)."
-                : "--no-pgbench: the plain Npgsql loop is the raw INSERT baseline.");
-        }
-        var maxInsert = report.RawInsertNpgsql.Max(p => p.PerSecond);
-        foreach (var n in o.Clients)
-        {
-            // a full queue for every window (one fill for all of them ran dry in short windows)
-            await RawFigures.FillQueueAsync(server, (int)Math.Clamp(maxInsert * (o.WarmupSeconds + o.DurationSeconds), 1_000, 500_000), ct);
-            var q = await RawFigures.QueueAsync(server, rawSource, n, o.WarmupSeconds, o.DurationSeconds, progress, ct);
-            report.RawQueue.Add(q);
-            progress.Info(F($"raw SKIP LOCKED claim + complete, {n,2} client(s): {q.PerSecond,9:N0} cycles/s"));
-        }
-        await server.ExecSuperAsync("TRUNCATE bench.raw_queue", ct);
 
-        // ---- 2. steps through the SDK -----------------------------------------------------------
-        progress.Phase("2. steps through the SDK (workers holding leased turns: record_response + record_tool_result)");
+        // the tenant of figure 2 (and of its growth rows)
         var (stepTenant, stepApp, stepAgent) = await sc.TenantAsync("bench-steps", autoApprove: true, bigBudget: true, ct);
         var stepSource = sc.WorkerSource(StepFigures.App);
         var stepWorker = new AosClient(stepSource);
-        foreach (var n in o.Clients)
+
+        // ---- 2. steps through the SDK -----------------------------------------------------------
+        if (o.Measures(2))
         {
-            var p = await StepFigures.StepsAsync(server, stepApp, stepWorker, stepTenant, stepAgent, n, o.WarmupSeconds, o.DurationSeconds, progress, ct);
-            p.Ratio = report.BaselineInsert(n) is { } b ? p.PerSecond / b.PerSecond : null;
-            report.Steps.Add(p);
-            progress.Info(F($"steps, {n,2} client(s): {p.PerSecond,9:N0} steps/s ({p.CallsPerSecond:N0} calls/s) = {p.Ratio:0.00} of raw INSERTs; backend CPU {p.ServerCpuUs:0} µs/step; {WaitSampler.Describe(p.Waits)}"));
-        }
-        {
-            // The SDK's data sources (AosClient.CreateDataSource) do not let Npgsql reset pooled connections with
-            // DISCARD ALL, which would throw away every cached plan of the kernel's functions on every call. The
-            // same figure over a data source with Npgsql's default reset, for comparison:
-            var n = o.Clients.Max();
-            var noReset = new AosClient(server.DataSource(PgAgentOS.Embedded.ClusterLifecycle.WorkerLogin, StepFigures.App, noResetOnClose: false));
-            var p = await StepFigures.StepsAsync(server, stepApp, noReset, stepTenant, stepAgent, n, o.WarmupSeconds, o.DurationSeconds, progress, ct);
-            p.Ratio = report.BaselineInsert(n) is { } b ? p.PerSecond / b.PerSecond : null;
-            report.StepsNoReset = p;
-            progress.Info(F($"steps, {n,2} client(s), with DISCARD ALL: {p.PerSecond,9:N0} steps/s = {p.Ratio:0.00} of raw INSERTs; backend CPU {p.ServerCpuUs:0} µs/step"));
-        }
-        progress.Phase("profile: statements, commits and WAL per step (pg_stat_statements, track = all)");
-        report.Profile = await StepFigures.ProfileAsync(server, stepApp, sc.WorkerSource(StepFigures.App + "-profile"), stepTenant, stepAgent,
-            o.ProfileCycles, ct);
-        if (report.Profile is { } prof)
-        {
-            progress.Info(F($"{prof.StatementsPerStep:0.0} statements per step ({prof.TopLevelPerStep:0.00} sent by the client), {prof.CommitsPerCall:0.00} commits per call, {prof.WalBytesPerStep:N0} WAL bytes per step (plain INSERT {prof.WalBytesPerRawRow:N0})"));
-        }
-        else
-        {
-            report.Notes.Add("pg_stat_statements is not installed: no statements-per-step profile.");
+            progress.Phase("2. steps through the SDK (workers holding leased turns: record_response + record_tool_result)");
+            foreach (var n in o.Clients)
+            {
+                var p = await StepFigures.StepsAsync(server, stepApp, stepWorker, stepTenant, stepAgent, n, o.WarmupSeconds, o.DurationSeconds, progress, ct);
+                p.Ratio = report.BaselineInsert(n) is { } b ? p.PerSecond / b.PerSecond : null;
+                report.Steps.Add(p);
+                progress.Info(F($"steps, {n,2} client(s): {p.PerSecond,9:N0} steps/s ({p.CallsPerSecond:N0} calls/s) = {p.Ratio:0.00} of raw INSERTs; backend CPU {p.ServerCpuUs:0} µs/step; {WaitSampler.Describe(p.Waits)}"));
+            }
+            {
+                // The SDK's data sources (AosClient.CreateDataSource) do not let Npgsql reset pooled connections with
+                // DISCARD ALL, which would throw away every cached plan of the kernel's functions on every call. The
+                // same figure over a data source with Npgsql's default reset, for comparison:
+                var n = o.Clients.Max();
+                var noReset = new AosClient(server.DataSource(PgAgentOS.Embedded.ClusterLifecycle.WorkerLogin, StepFigures.App, noResetOnClose: false));
+                var p = await StepFigures.StepsAsync(server, stepApp, noReset, stepTenant, stepAgent, n, o.WarmupSeconds, o.DurationSeconds, progress, ct);
+                p.Ratio = report.BaselineInsert(n) is { } b ? p.PerSecond / b.PerSecond : null;
+                report.StepsNoReset = p;
+                progress.Info(F($"steps, {n,2} client(s), with DISCARD ALL: {p.PerSecond,9:N0} steps/s = {p.Ratio:0.00} of raw INSERTs; backend CPU {p.ServerCpuUs:0} µs/step"));
+            }
+            progress.Phase("profile: statements, commits and WAL per step (pg_stat_statements, track = all)");
+            report.Profile = await StepFigures.ProfileAsync(server, stepApp, sc.WorkerSource(StepFigures.App + "-profile"), stepTenant, stepAgent,
+                o.ProfileCycles, ct);
+            if (report.Profile is { } prof)
+            {
+                progress.Info(F($"{prof.StatementsPerStep:0.0} statements per step ({prof.TopLevelPerStep:0.00} sent by the client), {prof.CommitsPerCall:0.00} commits per call, {prof.WalBytesPerStep:N0} WAL bytes per step (plain INSERT {prof.WalBytesPerRawRow:N0})"));
+            }
+            else
+            {
+                report.Notes.Add("pg_stat_statements is not installed: no statements-per-step profile.");
+            }
         }
 
         // ---- 3. whole turns -------------------------------------------------------------------------
-        var driver = TurnDrivers.Choose(o.TurnDriver, report.Notes);
-        report.TurnDriver = driver.Name;
-        progress.Phase($"3. whole 5-step turns with an instant model, driven by the {driver.Name}");
-        int TurnsFor(int n)
+        if (o.Measures(3))
         {
-            var steps = report.Steps.FirstOrDefault(p => p.Clients == n)?.PerSecond ?? 100;
-            return (int)Math.Clamp(steps / 5 * 0.6 * o.DurationSeconds, Math.Max(4 * n, 8), 50_000);
-        }
-        async Task<TurnPoint> Turns(ITurnDriver d, int n)
-        {
-            var p = await TurnFigures.TurnsAsync(server, sc, d, n, TurnsFor(n), o.DurationSeconds * 8 + 60, progress, ct);
-            p.Ratio = report.BaselineInsert(n) is { } b ? p.TurnsPerSecond / b.PerSecond : null;
-            progress.Info(F($"turns ({d.Name}), {n,2} worker(s): {p.TurnsPerSecond,8:N0} turns/s = {p.Ratio:0.000} of raw INSERTs; {p.CommitsPerTurn:0.00} commits per turn, {p.WriteTransactionsPerTurn:0.00} write transactions (+{p.SendCommitsPerTurn:0.00} for send_message); {WaitSampler.Describe(p.Waits)}"));
-            return p;
-        }
-        foreach (var n in o.Clients)
-        {
-            report.Turns.Add(await Turns(driver, n));
-        }
-        var maxN = o.Clients.Max();
-        if (driver is RuntimeTurnDriver)
-        {
-            report.TurnVariants.Add(await Turns(new RuntimeTurnDriver(streamDeltas: false), maxN));
-            report.TurnVariants.Add(await Turns(new SdkTurnDriver(), maxN));
+            var driver = TurnDrivers.Choose(o.TurnDriver, report.Notes);
+            report.TurnDriver = driver.Name;
+            progress.Phase($"3. whole 5-step turns with an instant model, driven by the {driver.Name}");
+            int TurnsFor(int n)
+            {
+                var steps = report.Steps.FirstOrDefault(p => p.Clients == n)?.PerSecond ?? 100;
+                return (int)Math.Clamp(steps / 5 * 0.6 * o.DurationSeconds, Math.Max(4 * n, 8), 50_000);
+            }
+            async Task<TurnPoint> Turns(ITurnDriver d, int n)
+            {
+                var p = await TurnFigures.TurnsAsync(server, sc, d, n, TurnsFor(n), o.DurationSeconds * 8 + 60, progress, ct);
+                p.Ratio = report.BaselineInsert(n) is { } b ? p.TurnsPerSecond / b.PerSecond : null;
+                progress.Info(F($"turns ({d.Name}), {n,2} worker(s): {p.TurnsPerSecond,8:N0} turns/s = {p.Ratio:0.000} of raw INSERTs; {p.CommitsPerTurn:0.00} commits per turn, {p.WriteTransactionsPerTurn:0.00} write transactions (+{p.SendCommitsPerTurn:0.00} for send_message); {WaitSampler.Describe(p.Waits)}"));
+                return p;
+            }
+            foreach (var n in o.Clients)
+            {
+                report.Turns.Add(await Turns(driver, n));
+            }
+            var maxN = o.Clients.Max();
+            if (driver is RuntimeTurnDriver)
+            {
+                report.TurnVariants.Add(await Turns(new RuntimeTurnDriver(streamDeltas: false), maxN));
+                report.TurnVariants.Add(await Turns(new SdkTurnDriver(), maxN));
+            }
         }
 
         // ---- 4. dispatch latency -------------------------------------------------------------------
-        progress.Phase("4. dispatch latency: send_message committed → a waiting worker holds the turn");
-        foreach (var n in o.Clients)
+        if (o.Measures(4))
         {
-            var raw = await LatencyFigures.RawDispatchAsync(server, n, o.LatencySamples, progress, ct);
-            var ours = await LatencyFigures.DispatchAsync(server, sc, n, o.LatencySamples, "bench-dispatch-" + n.ToString(CultureInfo.InvariantCulture), progress, ct);
-            var lp = Point(n, ours, raw);
-            report.Dispatch.Add(lp);
-            progress.Info(F($"dispatch, {n,2} waiting worker(s): p50 {lp.Ours.P50:0.00} ms, p99 {lp.Ours.P99:0.00} ms; raw LISTEN/NOTIFY claim p50 {lp.Raw!.P50:0.00} ms, p99 {lp.Raw.P99:0.00} ms ({lp.RatioP50:0.0}x)"));
+            progress.Phase("4. dispatch latency: send_message committed → a waiting worker holds the turn");
+            foreach (var n in o.Clients)
+            {
+                var raw = await LatencyFigures.RawDispatchAsync(server, n, o.LatencySamples, progress, ct);
+                var ours = await LatencyFigures.DispatchAsync(server, sc, n, o.LatencySamples, "bench-dispatch-" + n.ToString(CultureInfo.InvariantCulture), progress, ct);
+                var lp = Point(n, ours, raw);
+                report.Dispatch.Add(lp);
+                progress.Info(F($"dispatch, {n,2} waiting worker(s): p50 {lp.Ours.P50:0.00} ms, p99 {lp.Ours.P99:0.00} ms; raw LISTEN/NOTIFY claim p50 {lp.Raw!.P50:0.00} ms, p99 {lp.Raw.P99:0.00} ms ({lp.RatioP50:0.0}x)"));
+            }
         }
 
         // ---- 5. approval latency -------------------------------------------------------------------
-        progress.Phase("5. approval latency: approve_step committed → the waiting worker starts the tool");
-        foreach (var n in o.Clients)
+        if (o.Measures(5))
         {
-            var ours = await LatencyFigures.ApprovalAsync(server, sc, n, o.ApprovalSamples, progress, ct);
-            var d = report.Dispatch.FirstOrDefault(x => x.Clients == n);
-            var ap = new LatencyPoint
+            progress.Phase("5. approval latency: approve_step committed → the waiting worker starts the tool");
+            foreach (var n in o.Clients)
             {
-                Clients = n,
-                Ours = ours.FromCommit,
-                OursFromCommitReturn = ours.FromCommitReturn,
-                Raw = d?.Raw,
-                RawFromCommitReturn = d?.RawFromCommitReturn,
-                RatioP50 = d?.Raw is { } raw ? ours.FromCommit.P50 / raw.P50 : null,
-                RatioP99 = d?.Raw is { } raw2 ? ours.FromCommit.P99 / raw2.P99 : null,
-            };
-            report.Approval.Add(ap);
-            progress.Info(F($"approval, {n,2} waiting worker(s): p50 {ap.Ours.P50:0.00} ms, p99 {ap.Ours.P99:0.00} ms"));
+                var ours = await LatencyFigures.ApprovalAsync(server, sc, n, o.ApprovalSamples, progress, ct);
+                var d = report.Dispatch.FirstOrDefault(x => x.Clients == n);
+                var ap = new LatencyPoint
+                {
+                    Clients = n,
+                    Ours = ours.FromCommit,
+                    OursFromCommitReturn = ours.FromCommitReturn,
+                    OursWoken = ours.Woken,
+                    Raw = d?.Raw,
+                    RawWoken = d?.RawWoken,
+                    RawFromCommitReturn = d?.RawFromCommitReturn,
+                    RatioP50 = d?.Raw is { } raw ? ours.FromCommit.P50 / raw.P50 : null,
+                    RatioP99 = d?.Raw is { } raw2 ? ours.FromCommit.P99 / raw2.P99 : null,
+                };
+                report.Approval.Add(ap);
+                progress.Info(F($"approval, {n,2} waiting worker(s): p50 {ap.Ours.P50:0.00} ms, p99 {ap.Ours.P99:0.00} ms"));
+            }
         }
 
         // ---- bytes per step ----------------------------------------------------------------------
-        report.Bytes = await Growth.BytesAsync(server, ct);
-        progress.Info(F($"bytes per step {report.Bytes.PerStep:N0} (all relations the step path writes), plain table {report.Bytes.PerRawRow:N0} per row: {report.Bytes.Ratio:0.0}x"));
+        if (o.Measures(2))
+        {
+            report.Bytes = await Growth.BytesAsync(server, ct);
+            progress.Info(F($"bytes per step {report.Bytes.PerStep:N0} (all relations the step path writes), plain table {report.Bytes.PerRawRow:N0} per row: {report.Bytes.Ratio:0.0}x"));
+        }
 
         // ---- 6. growth ---------------------------------------------------------------------------
-        if (o.GrowthSizes.Count > 0)
+        if (o.Measures(6) && o.GrowthSizes.Count > 0)
         {
             progress.Phase($"6. growth: figures 2 and 4 and the monitoring views at {string.Join(", ", o.GrowthSizes.Select(Human))} recorded steps");
             await Growth.SetUpAsync(server, Growth.TenantsFor(o.GrowthSizes.Max()), ct);
@@ -223,7 +245,9 @@ public static class BenchRunner
         Clients = n,
         Ours = ours.FromCommit,
         OursFromCommitReturn = ours.FromCommitReturn,
+        OursWoken = ours.Woken,
         Raw = raw.FromCommit,
+        RawWoken = raw.Woken,
         RawFromCommitReturn = raw.FromCommitReturn,
         RatioP50 = ours.FromCommit.P50 / raw.FromCommit.P50,
         RatioP99 = ours.FromCommit.P99 / raw.FromCommit.P99,

@@ -41,9 +41,9 @@ internal static class LatencyFigures
     /// returns is read when the socket delivers it, not when the thread pool gets round to it
     /// (on a busy machine the woken worker could otherwise look faster than the commit).
     /// </summary>
-    private static Task<List<(double Start, double Return)>> OnSenderThread(Func<List<(double Start, double Return)>> body)
+    private static Task<T> OnSenderThread<T>(Func<T> body)
     {
-        var tcs = new TaskCompletionSource<List<(double Start, double Return)>>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var tcs = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
         var thread = new Thread(() =>
         {
             try
@@ -71,7 +71,11 @@ internal static class LatencyFigures
     /// includes that commit's WAL flush, as an enqueue → claimed round trip does) and from the moment the
     /// COMMIT returned (which a busy machine can make look faster than it is, down to negative values).
     /// </summary>
-    public sealed record Latency(LatencyStats FromCommit, LatencyStats FromCommitReturn);
+    /// <summary>
+    /// <paramref name="Woken"/>: from the COMMIT sent to the moment the worker that got the work had read
+    /// the notification (the rest of the figure is that worker's claim).
+    /// </summary>
+    public sealed record Latency(LatencyStats FromCommit, LatencyStats FromCommitReturn, LatencyStats Woken);
 
     /// <summary>Raw: INSERT a job and NOTIFY in one statement; waiting workers wake and claim with SKIP LOCKED.</summary>
     public static async Task<Latency> RawDispatchAsync(BenchServer server, int workers, int samples, BenchProgress progress,
@@ -79,6 +83,7 @@ internal static class LatencyFigures
     {
         await server.ExecSuperAsync("DELETE FROM bench.raw_queue", ct);
         var claimed = new Rendezvous<long>();
+        var woken = new Rendezvous<long>();
         var done = new Rendezvous<long>();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var listenCs = server.ConnectionString(ClusterLifecycle.WorkerLogin, "aos-bench-raw-listen");
@@ -125,12 +130,14 @@ internal static class LatencyFigures
                             continue;
                         }
                     }
+                    var tn = Stopwatch.GetTimestamp();
                     var id = (long?)await claim.ExecuteScalarAsync(stop.Token);
                     if (id is null)
                     {
                         continue;
                     }
                     claimed.Set(id.Value, Stopwatch.GetTimestamp());
+                    woken.Set(id.Value, tn);
                     idp.Value = id.Value;
                     await finish.ExecuteNonQueryAsync(stop.Token);
                     done.Set(id.Value, 0);
@@ -142,13 +149,13 @@ internal static class LatencyFigures
         }
 
         var tasks = Enumerable.Range(0, workers).Select(w => Task.Run(() => Worker(w), CancellationToken.None)).ToArray();
-        List<(double Start, double Return)> ms;
+        List<(double Start, double Return, double Woken)> ms;
         try
         {
             await Task.WhenAny(allReady.Task, Task.WhenAll(tasks)).Unwrap();
             ms = await OnSenderThread(() =>
             {
-                var list = new List<(double Start, double Return)>(samples);
+                var list = new List<(double Start, double Return, double Woken)>(samples);
                 using var sender = new NpgsqlConnection(workCs);
                 sender.Open();
                 using var send = new NpgsqlCommand("""
@@ -176,10 +183,11 @@ internal static class LatencyFigures
                         tr = Stopwatch.GetTimestamp();
                     }
                     var t1 = claimed.Wait(id, ct);
+                    var tw = woken.Wait(id, ct);
                     done.Wait(id, ct);
                     if (s >= 5)
                     {
-                        list.Add((Ms(t0, t1), Ms(tr, t1)));
+                        list.Add((Ms(t0, t1), Ms(tr, t1), Ms(t0, tw)));
                     }
                     if (s % 25 == 0)
                     {
@@ -195,13 +203,15 @@ internal static class LatencyFigures
             await stop.CancelAsync();
             await Task.WhenAll(tasks);
         }
-        return new Latency(LatencyStats.Of([.. ms.Select(m => m.Start)]), LatencyStats.Of([.. ms.Select(m => m.Return)]));
+        return new Latency(LatencyStats.Of([.. ms.Select(m => m.Start)]), LatencyStats.Of([.. ms.Select(m => m.Return)]),
+            LatencyStats.Of([.. ms.Select(m => m.Woken)]));
     }
 
     /// <summary>What the waiting workers of figures 4 and 5 report.</summary>
     private sealed class Signals
     {
         public Rendezvous<Guid> Claimed { get; } = new();
+        public Rendezvous<Guid> Woken { get; } = new();
         public Rendezvous<Guid> Parked { get; } = new();
         public Rendezvous<Guid> Executing { get; } = new();
         public Rendezvous<Guid> Done { get; } = new();
@@ -237,6 +247,7 @@ internal static class LatencyFigures
                         }
                         continue;
                     }
+                    var tn = Stopwatch.GetTimestamp();
                     var ctx = await client.ClaimTurnAsync(name, 30, null, stop);
                     if (ctx is null)
                     {
@@ -245,6 +256,7 @@ internal static class LatencyFigures
                     var t = Stopwatch.GetTimestamp();
                     var lease = ctx.LeaseToken!.Value;
                     signals.Claimed.Set(ctx.TurnId, t);
+                    signals.Woken.Set(ctx.TurnId, tn);
                     if (ctx.ApprovedToolCalls.Count > 0)
                     {
                         var call = ctx.ApprovedToolCalls[0];
@@ -322,6 +334,7 @@ internal static class LatencyFigures
             {
                 var turn = app.SendMessageAsync(conv, "Look up today's weather in Paris.", ct: ct).GetAwaiter().GetResult();
                 signals.Parked.Wait(turn, ct);
+                signals.Woken.Wait(turn, ct); // the claim that parked it; the sample is the next one
                 signals.ParkedStep.TryRemove(turn, out var step);
                 Thread.Sleep(rng.Next(2, 6));
                 using var tx = conn.BeginTransaction();
@@ -346,13 +359,13 @@ internal static class LatencyFigures
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var allReady = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var tasks = StartWorkers(server, workers, signals, approvals, allReady, stop.Token);
-        List<(double Start, double Return)> ms;
+        List<(double Start, double Return, double Woken)> ms;
         try
         {
             await Task.WhenAny(allReady.Task, Task.WhenAll(tasks)).Unwrap();
             ms = await OnSenderThread(() =>
             {
-                var list = new List<(double Start, double Return)>(samples);
+                var list = new List<(double Start, double Return, double Woken)>(samples);
                 using var conn = sc.AdminSource.OpenConnection();
                 var rng = new Random(seed);
                 Guid conv = default;
@@ -366,10 +379,11 @@ internal static class LatencyFigures
                     }
                     var (turn, t0, tr) = commit(conn, conv, signals, rng);
                     var t1 = reached(signals, turn);
+                    var tw = signals.Woken.Wait(turn, ct);
                     signals.Done.Wait(turn, ct);
                     if (s >= warmup)
                     {
-                        list.Add((Ms(t0, t1), Ms(tr, t1)));
+                        list.Add((Ms(t0, t1), Ms(tr, t1), Ms(t0, tw)));
                     }
                 }
                 return list;
@@ -380,6 +394,7 @@ internal static class LatencyFigures
             await stop.CancelAsync();
             await Task.WhenAll(tasks);
         }
-        return new Latency(LatencyStats.Of([.. ms.Select(m => m.Start)]), LatencyStats.Of([.. ms.Select(m => m.Return)]));
+        return new Latency(LatencyStats.Of([.. ms.Select(m => m.Start)]), LatencyStats.Of([.. ms.Select(m => m.Return)]),
+            LatencyStats.Of([.. ms.Select(m => m.Woken)]));
     }
 }

@@ -171,6 +171,10 @@ public sealed class LatencyPoint
     public LatencyStats? OursFromCommitReturn { get; set; }
     /// <summary>Raw measured from the return of the sender's COMMIT instead of its start.</summary>
     public LatencyStats? RawFromCommitReturn { get; set; }
+    /// <summary>Ours: from the COMMIT sent to the moment the worker that got the work had read the notification.</summary>
+    public LatencyStats? OursWoken { get; set; }
+    /// <summary>Raw: the same.</summary>
+    public LatencyStats? RawWoken { get; set; }
     /// <summary>p50 ours / p50 raw.</summary>
     public double? RatioP50 { get; set; }
     /// <summary>p99 ours / p99 raw.</summary>

@@ -372,6 +372,8 @@ BEGIN
                                   GROUP BY s.tool_name) u),
            active_ms = t.active_ms + CASE WHEN v_active AND v_conv.cur_run_started IS NOT NULL
                                           THEN (extract(epoch FROM p_at - v_conv.cur_run_started) * 1000)::bigint ELSE 0 END,
+           -- the history later turns read (only completed turns are history)
+           messages = CASE WHEN p_status = 'completed' THEN aos_agent._turn_messages(p_tenant_id, p_turn_id) END,
            completed_at = p_at
      WHERE t.tenant_id = p_tenant_id AND t.turn_id = p_turn_id
     RETURNING t.* INTO v_done;
@@ -520,6 +522,81 @@ COMMENT ON FUNCTION aos_agent._over_budget(bigint, numeric, bigint, numeric) IS 
 -- ---------------------------------------------------------------------------------------------
 -- The context of a turn: what one LLM call needs.
 -- ---------------------------------------------------------------------------------------------
+-- _turn_messages: one turn's steps as chat messages (user, injected, assistant with its tool
+-- calls, tool results, the answer or its latest override). The answered tool calls of one model
+-- response (same iteration) form one assistant message, placed where the first of them was.
+-- A completed turn keeps the result in turn.messages (see _finish_turn, inject_message,
+-- override_response), so that later turns read their history without rebuilding it.
+CREATE FUNCTION aos_agent._turn_messages(p_tenant_id uuid, p_turn_id uuid)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    v_msgs jsonb;
+BEGIN
+    WITH st AS MATERIALIZED (
+        SELECT s.step_number, s.step_id, s.step_type, s.content, s.tool_name, s.iteration, s.parent_step_id,
+               coalesce(s.call_id, 'call_' || substr(replace(s.step_id::text, '-', ''), 1, 24)) AS call_id
+          FROM aos_agent.step s
+         WHERE s.tenant_id = p_tenant_id AND s.turn_id = p_turn_id
+           AND s.step_type IN ('user_message', 'inject', 'tool_call', 'tool_result', 'respond', 'override')
+    ), results AS (
+        SELECT r.step_number, r.content, c.call_id AS parent_call_id, r.parent_step_id
+          FROM st r LEFT JOIN st c ON c.step_id = r.parent_step_id
+         WHERE r.step_type = 'tool_result'
+    ), calls AS (
+        SELECT min(c.step_number) AS pos,
+               jsonb_agg(jsonb_build_object('id', c.call_id, 'type', 'function',
+                   'function', jsonb_build_object('name', c.tool_name, 'arguments', (c.content -> 'arguments')::text))
+                   ORDER BY c.step_number) AS tool_calls
+          FROM st c
+         WHERE c.step_type = 'tool_call' AND EXISTS (SELECT 1 FROM results r WHERE r.parent_step_id = c.step_id)
+         GROUP BY c.iteration
+    ), override AS (
+        SELECT o.content ->> 'text' AS text FROM st o WHERE o.step_type = 'override' ORDER BY o.step_number DESC LIMIT 1
+    ), msgs AS (
+        SELECT m.step_number AS pos,
+               CASE m.step_type
+                   WHEN 'user_message' THEN jsonb_build_object('role', 'user', 'content', m.content ->> 'text')
+                   WHEN 'inject' THEN jsonb_build_object('role', coalesce(m.content ->> 'role', 'system'), 'content', m.content ->> 'text')
+                   ELSE jsonb_build_object('role', 'assistant',
+                                           'content', coalesce((SELECT o.text FROM override o), m.content ->> 'text'))
+               END AS msg
+          FROM st m
+         WHERE m.step_type IN ('user_message', 'inject', 'respond')
+        UNION ALL
+        SELECT r.step_number,
+               jsonb_build_object('role', 'tool', 'tool_call_id', r.parent_call_id,
+                   'content', CASE WHEN NOT coalesce((r.content ->> 'success')::boolean, true)
+                                   THEN 'Error: ' || coalesce(r.content ->> 'error', 'the tool failed')
+                                   WHEN jsonb_typeof(r.content -> 'output') = 'string' THEN r.content ->> 'output'
+                                   ELSE coalesce((r.content -> 'output')::text, 'null') END)
+          FROM results r
+        UNION ALL
+        SELECT c.pos, jsonb_build_object('role', 'assistant', 'content', NULL, 'tool_calls', c.tool_calls)
+          FROM calls c
+    )
+    SELECT coalesce(jsonb_agg(msg ORDER BY pos), '[]') INTO v_msgs FROM msgs;
+    RETURN v_msgs;
+END
+$$;
+COMMENT ON FUNCTION aos_agent._turn_messages(uuid, uuid) IS
+    'Internal: one turn''s steps as chat messages (user, injected, assistant with tool calls, tool results, the answer or its latest override).';
+
+-- _refresh_messages: a person added a step to a turn (inject, override); a completed turn's kept
+-- messages follow.
+CREATE FUNCTION aos_agent._refresh_messages(p_tenant_id uuid, p_turn_id uuid)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+AS $$
+BEGIN
+    UPDATE aos_agent.turn SET messages = aos_agent._turn_messages(p_tenant_id, p_turn_id)
+     WHERE tenant_id = p_tenant_id AND turn_id = p_turn_id AND status = 'completed';
+END
+$$;
+COMMENT ON FUNCTION aos_agent._refresh_messages(uuid, uuid) IS 'Internal: rebuilds the kept chat messages of a completed turn after a person added a step to it.';
+
+-- _turn_context: everything an LLM call for the turn needs.
 CREATE FUNCTION aos_agent._turn_context(p_tenant_id uuid, p_turn_id uuid)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
@@ -536,6 +613,7 @@ DECLARE
     v_system   text;
     v_msgs     jsonb := '[]';
     v_active   boolean;
+    v_hist     record;
 BEGIN
     SELECT * INTO v_turn FROM aos_agent.turn WHERE tenant_id = p_tenant_id AND turn_id = p_turn_id;
     IF NOT FOUND THEN
@@ -564,63 +642,23 @@ BEGIN
 
     SELECT t.tools, t.skills INTO v_tools, v_skills FROM aos_agent._agent_toolset(p_tenant_id, v_agent.agent_id) t;
 
-    -- The history in the common chat format, in one statement: earlier completed turns (the last
-    -- history_turns of them), then this turn. The answered tool calls of one model response (same
-    -- turn and iteration) form one assistant message, placed where the first of them was; a turn's
-    -- answer is its latest override, if any.
-    WITH hist AS (
-        SELECT h.turn_id, h.turn_number FROM aos_agent.turn h
-         WHERE h.tenant_id = p_tenant_id AND h.conversation_id = v_turn.conversation_id
-           AND h.turn_number < v_turn.turn_number AND h.status = 'completed'
-         ORDER BY h.turn_number DESC
-         LIMIT coalesce((v_agent.config ->> 'history_turns')::integer, 20)
-    ), turns AS (
-        SELECT turn_id, turn_number FROM hist
-        UNION ALL SELECT v_turn.turn_id, v_turn.turn_number
-    ), st AS MATERIALIZED (
-        SELECT tt.turn_number, s.step_number, s.step_id, s.step_type, s.content, s.tool_name, s.iteration, s.parent_step_id,
-               coalesce(s.call_id, 'call_' || substr(replace(s.step_id::text, '-', ''), 1, 24)) AS call_id
-          FROM turns tt
-          JOIN aos_agent.step s ON s.tenant_id = p_tenant_id AND s.turn_id = tt.turn_id
-         WHERE s.step_type IN ('user_message', 'inject', 'tool_call', 'tool_result', 'respond', 'override')
-    ), results AS (
-        SELECT r.turn_number, r.step_number, r.content, c.call_id AS parent_call_id, r.parent_step_id
-          FROM st r LEFT JOIN st c ON c.step_id = r.parent_step_id
-         WHERE r.step_type = 'tool_result'
-    ), calls AS (
-        SELECT c.turn_number, min(c.step_number) AS pos,
-               jsonb_agg(jsonb_build_object('id', c.call_id, 'type', 'function',
-                   'function', jsonb_build_object('name', c.tool_name, 'arguments', (c.content -> 'arguments')::text))
-                   ORDER BY c.step_number) AS tool_calls
-          FROM st c
-         WHERE c.step_type = 'tool_call' AND EXISTS (SELECT 1 FROM results r WHERE r.parent_step_id = c.step_id)
-         GROUP BY c.turn_number, c.iteration
-    ), overrides AS (
-        SELECT DISTINCT ON (o.turn_number) o.turn_number, o.content ->> 'text' AS text
-          FROM st o WHERE o.step_type = 'override'
-         ORDER BY o.turn_number, o.step_number DESC
-    ), msgs AS (
-        SELECT m.turn_number, m.step_number AS pos,
-               CASE m.step_type
-                   WHEN 'user_message' THEN jsonb_build_object('role', 'user', 'content', m.content ->> 'text')
-                   WHEN 'inject' THEN jsonb_build_object('role', coalesce(m.content ->> 'role', 'system'), 'content', m.content ->> 'text')
-                   ELSE jsonb_build_object('role', 'assistant', 'content', coalesce(o.text, m.content ->> 'text'))
-               END AS msg
-          FROM st m LEFT JOIN overrides o ON o.turn_number = m.turn_number AND m.step_type = 'respond'
-         WHERE m.step_type IN ('user_message', 'inject', 'respond')
-        UNION ALL
-        SELECT r.turn_number, r.step_number,
-               jsonb_build_object('role', 'tool', 'tool_call_id', r.parent_call_id,
-                   'content', CASE WHEN NOT coalesce((r.content ->> 'success')::boolean, true)
-                                   THEN 'Error: ' || coalesce(r.content ->> 'error', 'the tool failed')
-                                   WHEN jsonb_typeof(r.content -> 'output') = 'string' THEN r.content ->> 'output'
-                                   ELSE coalesce((r.content -> 'output')::text, 'null') END)
-          FROM results r
-        UNION ALL
-        SELECT c.turn_number, c.pos, jsonb_build_object('role', 'assistant', 'content', NULL, 'tool_calls', c.tool_calls)
-          FROM calls c
-    )
-    SELECT coalesce(jsonb_agg(msg ORDER BY turn_number, pos), '[]') INTO v_msgs FROM msgs;
+    -- The history in the common chat format: the messages of earlier completed turns (the last
+    -- history_turns of them), kept on each turn when it completed, then this turn's, built now.
+    -- One indexed read of a few rows instead of rebuilding every earlier turn from its steps
+    -- (0.3-0.6 ms of a claim with nine earlier turns). A turn completed before the column
+    -- existed is built from its steps.
+    FOR v_hist IN
+        SELECT h.turn_id, h.messages FROM (
+            SELECT x.turn_id, x.turn_number, x.messages FROM aos_agent.turn x
+             WHERE x.tenant_id = p_tenant_id AND x.conversation_id = v_turn.conversation_id
+               AND x.turn_number < v_turn.turn_number AND x.status = 'completed'
+             ORDER BY x.turn_number DESC
+             LIMIT coalesce((v_agent.config ->> 'history_turns')::integer, 20)) h
+         ORDER BY h.turn_number
+    LOOP
+        v_msgs := v_msgs || coalesce(v_hist.messages, aos_agent._turn_messages(p_tenant_id, v_hist.turn_id));
+    END LOOP;
+    v_msgs := v_msgs || aos_agent._turn_messages(p_tenant_id, p_turn_id);
 
     RETURN jsonb_build_object(
         'tenant_id', p_tenant_id,

@@ -204,6 +204,7 @@ BEGIN
         jsonb_build_object('steps', jsonb_build_array(aos_agent._step_ref(v_id, 'inject', v_content))), v_at);
     PERFORM aos_agent._insert_step(v_tenant, v_id, v_turn, p_conversation_id, v_adv.first_step, 'inject', 'completed',
         v_adv.iteration, v_adv.attempt, v_content, v_at);
+    PERFORM aos_agent._refresh_messages(v_tenant, v_turn);
     INSERT INTO aos_agent.observation (tenant_id, observation_type, conversation_id, turn_id, step_id, observer_id, content)
     VALUES (v_tenant, 'intervention', p_conversation_id, v_turn, v_id, v_by, jsonb_build_object('action', 'inject', 'role', p_message_type));
     RETURN v_id;
@@ -248,6 +249,7 @@ BEGIN
         jsonb_build_object('steps', jsonb_build_array(aos_agent._step_ref(v_id, 'override', v_content))), v_at);
     PERFORM aos_agent._insert_step(v_tenant, v_id, p_turn_id, v_turn.conversation_id, v_adv.first_step, 'override', 'completed',
         v_adv.iteration, v_adv.attempt, v_content, v_at);
+    PERFORM aos_agent._refresh_messages(v_tenant, p_turn_id);
     INSERT INTO aos_agent.observation (tenant_id, observation_type, conversation_id, turn_id, step_id, observer_id, content)
     VALUES (v_tenant, 'correction', v_turn.conversation_id, p_turn_id, v_id, v_by, jsonb_strip_nulls(jsonb_build_object('reason', p_reason)));
     RETURN v_id;

@@ -160,6 +160,7 @@ CREATE TABLE aos_agent.turn (
     model_id          uuid,
     tool_usage        jsonb       NOT NULL DEFAULT '{}',
     budget            jsonb       NOT NULL DEFAULT '{}',
+    messages          aos_core.json_array,
     created_at        timestamptz NOT NULL DEFAULT now(),
     started_at        timestamptz,
     completed_at      timestamptz,
@@ -177,6 +178,8 @@ CREATE INDEX turn_created_idx ON aos_agent.turn (tenant_id, created_at);
 CREATE INDEX turn_agent_idx ON aos_agent.turn (tenant_id, agent_id, created_at) INCLUDE (conversation_id);
 COMMENT ON TABLE aos_agent.turn IS
     'Turns: one user message and everything the agent did to answer it. Finished turns (completed, failed, cancelled, dead) do not change.';
+COMMENT ON COLUMN aos_agent.turn.messages IS
+    'A completed turn''s steps as chat messages, the history later turns of the conversation send to the model; derived from the steps (kept current when a person injects into or overrides the turn), NULL until the turn completes.';
 COMMENT ON COLUMN aos_agent.turn.failures IS 'Attempts that ended without a clean hand-off (worker lost, error). At max_attempts the turn is dead.';
 
 CREATE TABLE aos_agent.step (

@@ -77,7 +77,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF OLD.status IN ('completed', 'failed', 'cancelled', 'dead') THEN
-        IF (to_jsonb(NEW) - 'step_count') IS DISTINCT FROM (to_jsonb(OLD) - 'step_count') THEN
+        -- step_count and messages follow the steps, to which people may append (inject, override)
+        IF (to_jsonb(NEW) - 'step_count' - 'messages') IS DISTINCT FROM (to_jsonb(OLD) - 'step_count' - 'messages') THEN
             RAISE EXCEPTION 'turn % is % and does not change', OLD.turn_id, OLD.status
                 USING ERRCODE = 'AO014', HINT = 'Overrides and notes are recorded as new steps (override_response, add_observation).';
         END IF;

@@ -708,11 +708,19 @@ public sealed class StateMachineTests(KernelDatabase db) : IClassFixture<KernelD
         Assert.Equal("long answer", await conn.ScalarAsync<string>("SELECT assistant_message FROM aos_agent.turn WHERE turn_id = $1", t));
         var history = await conn.JsonAsync("SELECT aos_agent.get_conversation_history($1)::text", c);
         Assert.Equal("short answer", (string?)history["turns"]![0]!["final_answer"]);
-        // the next turn's model sees the corrected answer
+        // the conversation is idle: an injection goes into its last (completed) turn
+        await conn.ExecAsync("SELECT aos_agent.inject_message($1, 'answer in French from now on', $2)", c, w.Admin);
+        // the completed turn keeps its messages for later turns, current after both interventions
+        await using (var su = await db.OpenAsync(null))
+        {
+            Assert.True(await su.ScalarAsync<bool>(
+                "SELECT messages = aos_agent._turn_messages(tenant_id, turn_id) AND jsonb_array_length(messages) = 4 FROM aos_agent.turn WHERE turn_id = $1", t));
+        }
+        // the next turn's model sees the corrected answer and the injection, in order
         var t2 = await conn.SendAsync(c, "and?");
         var ctx2 = await conn.JsonAsync("SELECT aos_agent.run_turn($1)::text", t2);
-        Assert.Contains(ctx2["messages"]!.AsArray(), m => (string?)m!["role"] == "assistant" && (string?)m["content"] == "short answer");
-        Assert.DoesNotContain(ctx2["messages"]!.AsArray(), m => (string?)m!["content"] == "long answer");
+        Assert.Equal(["user:hello", "system:be brief", "assistant:short answer", "system:answer in French from now on", "user:and?"],
+            ctx2["messages"]!.AsArray().Select(m => (string)m!["role"]! + ":" + (string?)m["content"]));
     }
 
     // ------------------------------------------------------------------------------------------
