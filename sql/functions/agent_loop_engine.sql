@@ -602,18 +602,9 @@ RETURNS jsonb
 LANGUAGE plpgsql STABLE
 AS $$
 DECLARE
-    v_turn     aos_agent.turn%ROWTYPE;
-    v_conv     aos_agent.conversation%ROWTYPE;
-    v_agent    aos_agent.agent%ROWTYPE;
-    v_persona  aos_persona.persona%ROWTYPE;
-    v_model    aos_meta.llm_model_registry%ROWTYPE;
-    v_params   jsonb;
-    v_tools    jsonb;
-    v_skills   jsonb;
-    v_system   text;
-    v_msgs     jsonb := '[]';
-    v_active   boolean;
-    v_hist     record;
+    v_turn  aos_agent.turn%ROWTYPE;
+    v_conv  aos_agent.conversation%ROWTYPE;
+    v_agent aos_agent.agent%ROWTYPE;
 BEGIN
     SELECT * INTO v_turn FROM aos_agent.turn WHERE tenant_id = p_tenant_id AND turn_id = p_turn_id;
     IF NOT FOUND THEN
@@ -621,12 +612,41 @@ BEGIN
     END IF;
     SELECT * INTO v_conv FROM aos_agent.conversation WHERE tenant_id = p_tenant_id AND conversation_id = v_turn.conversation_id;
     SELECT * INTO v_agent FROM aos_agent.agent WHERE tenant_id = p_tenant_id AND agent_id = v_turn.agent_id;
+    RETURN aos_agent._context(v_turn, v_conv, v_agent);
+END
+$$;
+COMMENT ON FUNCTION aos_agent._turn_context(uuid, uuid) IS 'Internal: everything an LLM call for the turn needs.';
+
+-- _context: the context of a turn from its row, its conversation's and its agent's (a claim has
+-- them at hand).
+CREATE FUNCTION aos_agent._context(p_turn aos_agent.turn, p_conv aos_agent.conversation, p_agent aos_agent.agent)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    v_tenant   uuid := p_turn.tenant_id;
+    v_turn_id  uuid := p_turn.turn_id;
+    v_turn     aos_agent.turn%ROWTYPE := p_turn;
+    v_conv     aos_agent.conversation%ROWTYPE := p_conv;
+    v_agent    aos_agent.agent%ROWTYPE := p_agent;
+    v_persona  aos_persona.persona%ROWTYPE;
+    v_model    aos_meta.llm_model_registry%ROWTYPE;
+    v_params   jsonb;
+    v_tools    jsonb;
+    v_skills   jsonb;
+    v_system   text;
+    v_msgs     jsonb := '[]';
+    v_approved jsonb := '[]';
+    v_awaiting jsonb := '[]';
+    v_active   boolean;
+    v_hist     record;
+BEGIN
     IF v_agent.persona_id IS NOT NULL THEN
-        SELECT * INTO v_persona FROM aos_persona.persona WHERE tenant_id = p_tenant_id AND persona_id = v_agent.persona_id;
+        SELECT * INTO v_persona FROM aos_persona.persona WHERE tenant_id = v_tenant AND persona_id = v_agent.persona_id;
     END IF;
-    v_active := v_conv.active_turn_id IS NOT DISTINCT FROM p_turn_id;
+    v_active := v_conv.active_turn_id IS NOT DISTINCT FROM v_turn_id;
     SELECT * INTO v_model FROM aos_meta.llm_model_registry
-     WHERE model_id = coalesce(v_turn.model_id, v_agent.model_id, v_persona.model_id, aos_agent.default_model_id(p_tenant_id));
+     WHERE model_id = coalesce(v_turn.model_id, v_agent.model_id, v_persona.model_id, aos_agent.default_model_id(v_tenant));
     v_params := aos_meta.resolve_model_params(v_model.model_id,
         coalesce(v_persona.override_params, '{}')
             || CASE WHEN v_persona.max_tokens_per_request IS NULL THEN '{}'::jsonb
@@ -640,7 +660,7 @@ BEGIN
                FROM jsonb_array_elements(v_persona.rules) x);
     END IF;
 
-    SELECT t.tools, t.skills INTO v_tools, v_skills FROM aos_agent._agent_toolset(p_tenant_id, v_agent.agent_id) t;
+    SELECT t.tools, t.skills INTO v_tools, v_skills FROM aos_agent._agent_toolset(v_tenant, v_agent.agent_id) t;
 
     -- The history in the common chat format: the messages of earlier completed turns (the last
     -- history_turns of them), kept on each turn when it completed, then this turn's, built now.
@@ -650,19 +670,35 @@ BEGIN
     FOR v_hist IN
         SELECT h.turn_id, h.messages FROM (
             SELECT x.turn_id, x.turn_number, x.messages FROM aos_agent.turn x
-             WHERE x.tenant_id = p_tenant_id AND x.conversation_id = v_turn.conversation_id
+             WHERE x.tenant_id = v_tenant AND x.conversation_id = v_turn.conversation_id
                AND x.turn_number < v_turn.turn_number AND x.status = 'completed'
              ORDER BY x.turn_number DESC
              LIMIT coalesce((v_agent.config ->> 'history_turns')::integer, 20)) h
          ORDER BY h.turn_number
     LOOP
-        v_msgs := v_msgs || coalesce(v_hist.messages, aos_agent._turn_messages(p_tenant_id, v_hist.turn_id));
+        v_msgs := v_msgs || coalesce(v_hist.messages, aos_agent._turn_messages(v_tenant, v_hist.turn_id));
     END LOOP;
-    v_msgs := v_msgs || aos_agent._turn_messages(p_tenant_id, p_turn_id);
+    -- this turn's: while the user's message is its only step, that message (and no tool calls)
+    IF v_conv.active_turn_id = v_turn_id AND v_conv.cur_step_count = 1 THEN
+        v_msgs := v_msgs || jsonb_build_array(jsonb_build_object('role', 'user', 'content', v_turn.user_message));
+    ELSE
+        v_msgs := v_msgs || aos_agent._turn_messages(v_tenant, v_turn_id);
+        SELECT coalesce(jsonb_agg(jsonb_build_object(
+                   'step_id', s.step_id, 'call_id', coalesce(s.call_id, 'call_' || substr(replace(s.step_id::text, '-', ''), 1, 24)),
+                   'name', s.tool_name, 'arguments', s.content -> 'arguments', 'iteration', s.iteration) ORDER BY s.step_number)
+                   FILTER (WHERE s.status = 'approved'), '[]'),
+               coalesce(jsonb_agg(jsonb_build_object('step_id', s.step_id, 'name', s.tool_name,
+                   'arguments', s.content -> 'arguments', 'status', s.status) ORDER BY s.step_number)
+                   FILTER (WHERE s.status IN ('pending', 'needs_review')), '[]')
+          INTO v_approved, v_awaiting
+          FROM aos_agent.step s
+         WHERE s.tenant_id = v_tenant AND s.turn_id = v_turn_id AND s.step_type = 'tool_call'
+           AND s.status IN ('approved', 'pending', 'needs_review');
+    END IF;
 
     RETURN jsonb_build_object(
-        'tenant_id', p_tenant_id,
-        'turn_id', p_turn_id,
+        'tenant_id', v_tenant,
+        'turn_id', v_turn_id,
         'conversation_id', v_turn.conversation_id,
         'agent_id', v_agent.agent_id,
         'agent_name', v_agent.name,
@@ -687,21 +723,16 @@ BEGIN
             'tokens_used', CASE WHEN v_active THEN v_conv.cur_input_tokens + v_conv.cur_output_tokens ELSE v_turn.tokens_used END,
             'cost_usd', CASE WHEN v_active THEN v_conv.cur_cost_usd ELSE v_turn.cost_usd END,
             'deadline', CASE WHEN v_active THEN v_conv.cur_deadline END),
-        'approved_tool_calls', (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                'step_id', s.step_id, 'call_id', coalesce(s.call_id, 'call_' || substr(replace(s.step_id::text, '-', ''), 1, 24)),
-                'name', s.tool_name, 'arguments', s.content -> 'arguments', 'iteration', s.iteration) ORDER BY s.step_number), '[]')
-              FROM aos_agent.step s WHERE s.tenant_id = p_tenant_id AND s.turn_id = p_turn_id AND s.step_type = 'tool_call' AND s.status = 'approved'),
-        'awaiting_approval', (SELECT coalesce(jsonb_agg(jsonb_build_object('step_id', s.step_id, 'name', s.tool_name,
-                'arguments', s.content -> 'arguments', 'status', s.status) ORDER BY s.step_number), '[]')
-              FROM aos_agent.step s WHERE s.tenant_id = p_tenant_id AND s.turn_id = p_turn_id AND s.step_type = 'tool_call'
-               AND s.status IN ('pending', 'needs_review')),
+        'approved_tool_calls', v_approved,
+        'awaiting_approval', v_awaiting,
         'thinking_visible', coalesce((v_agent.config ->> 'thinking_visible')::boolean, true),
-        'stream_channel', aos_agent._stream_channel(p_tenant_id),
+        'stream_channel', aos_agent._stream_channel(v_tenant),
         'skills', v_skills,
         'script', v_agent.config -> 'script');
 END
 $$;
-COMMENT ON FUNCTION aos_agent._turn_context(uuid, uuid) IS 'Internal: everything an LLM call for the turn needs.';
+COMMENT ON FUNCTION aos_agent._context(aos_agent.turn, aos_agent.conversation, aos_agent.agent) IS
+    'Internal: everything an LLM call for the turn needs, from the rows of the turn, its conversation and its agent.';
 
 -- ---------------------------------------------------------------------------------------------
 -- Tool-call decisions
@@ -1320,58 +1351,75 @@ COMMENT ON FUNCTION aos_agent.record_tool_result(uuid, text, jsonb, boolean, tex
 -- The turn queue: claim, run_turn, heartbeat, release, fail, cancel
 -- ---------------------------------------------------------------------------------------------
 -- _start_run: the conversation's active turn starts an attempt (a worker's lease or by hand).
-CREATE FUNCTION aos_agent._start_run(p_tenant_id uuid, p_turn_id uuid, p_driver text, p_worker_id text, p_lease interval, p_at timestamptz)
-RETURNS uuid
+CREATE FUNCTION aos_agent._begin_attempt(p_turn aos_agent.turn, p_agent aos_agent.agent, p_driver text, p_worker_id text,
+                                         p_lease interval, p_at timestamptz,
+                                         OUT token uuid, OUT turn aos_agent.turn, OUT conv aos_agent.conversation)
 LANGUAGE plpgsql VOLATILE
 AS $$
 DECLARE
-    v_turn    aos_agent.turn%ROWTYPE;
-    v_agent   aos_agent.agent%ROWTYPE;
-    v_model   uuid;
-    v_token   uuid := CASE WHEN p_driver = 'worker' THEN gen_random_uuid() END;
-    v_left_ms bigint;
+    v_tenant  uuid := p_turn.tenant_id;
+    v_model   uuid := p_agent.model_id;
+    v_left_ms bigint := coalesce((p_turn.budget ->> 'max_seconds')::bigint, 600) * 1000 - p_turn.active_ms;
     v_actor   text := aos_core._actor();
-    v_payload jsonb;
-    v_seq     bigint;
-    v_hash    bytea;
+    v_payload jsonb := jsonb_strip_nulls(jsonb_build_object('attempt', p_turn.attempt + 1, 'driver', p_driver, 'worker', p_worker_id));
 BEGIN
-    SELECT * INTO v_turn FROM aos_agent.turn WHERE tenant_id = p_tenant_id AND turn_id = p_turn_id FOR UPDATE;
-    SELECT * INTO v_agent FROM aos_agent.agent WHERE tenant_id = p_tenant_id AND agent_id = v_turn.agent_id;
+    token := CASE WHEN p_driver = 'worker' THEN gen_random_uuid() END;
     -- (step by step: as one coalesce with a subquery it was planned anew on every claim)
-    v_model := v_agent.model_id;
-    IF v_model IS NULL AND v_agent.persona_id IS NOT NULL THEN
-        SELECT model_id INTO v_model FROM aos_persona.persona WHERE tenant_id = p_tenant_id AND persona_id = v_agent.persona_id;
+    IF v_model IS NULL AND p_agent.persona_id IS NOT NULL THEN
+        SELECT model_id INTO v_model FROM aos_persona.persona WHERE tenant_id = v_tenant AND persona_id = p_agent.persona_id;
     END IF;
     IF v_model IS NULL THEN
-        v_model := aos_agent.default_model_id(p_tenant_id);
+        v_model := aos_agent.default_model_id(v_tenant);
     END IF;
-    v_left_ms := coalesce((v_turn.budget ->> 'max_seconds')::bigint, 600) * 1000 - v_turn.active_ms;
-    v_payload := jsonb_strip_nulls(jsonb_build_object('attempt', v_turn.attempt + 1, 'driver', p_driver, 'worker', p_worker_id));
     -- one UPDATE of the conversation: the lease, and the link of the turn.started event in its chain
     UPDATE aos_agent.conversation c
        SET run_state = CASE WHEN p_driver = 'worker' THEN 'leased' ELSE 'manual' END,
-           lease_token = v_token,
+           lease_token = token,
            lease_expires_at = CASE WHEN p_driver = 'worker' THEN p_at + p_lease
                                    WHEN c.dispatch = 'manual' THEN NULL ELSE p_at + aos_agent.manual_lease() END,
            lease_worker = p_worker_id,
-           cur_attempt = v_turn.attempt + 1,
+           cur_attempt = p_turn.attempt + 1,
            cur_model_id = v_model,
            cur_run_started = p_at,
            cur_deadline = p_at + make_interval(secs => greatest(v_left_ms, 0) / 1000.0),
            event_seq = c.event_seq + 1,
            event_head = aos_core.event_hash(c.event_head, c.tenant_id, c.conversation_id, c.event_seq + 1, 'turn.started',
-                                             p_turn_id, p_turn_id, v_actor, v_payload, p_at),
+                                             p_turn.turn_id, p_turn.turn_id, v_actor, v_payload, p_at),
            last_activity_at = p_at
-     WHERE c.tenant_id = p_tenant_id AND c.conversation_id = v_turn.conversation_id
-    RETURNING c.event_seq, c.event_head INTO v_seq, v_hash;
-    UPDATE aos_agent.turn
-       SET status = 'running', driver = p_driver, attempt = attempt + 1, started_at = coalesce(started_at, p_at), model_id = v_model
-     WHERE tenant_id = p_tenant_id AND turn_id = p_turn_id;
-    INSERT INTO aos_core.run (tenant_id, turn_id, conversation_id, attempt, driver, worker_id, lease_token, status, started_at)
-    VALUES (p_tenant_id, p_turn_id, v_turn.conversation_id, v_turn.attempt + 1, p_driver, p_worker_id, v_token, 'running', p_at);
-    INSERT INTO aos_core.event_log (tenant_id, chain_id, seq, event_type, entity_id, turn_id, actor, payload, created_at, hash)
-    VALUES (p_tenant_id, v_turn.conversation_id, v_seq, 'turn.started', p_turn_id, p_turn_id, v_actor, v_payload, p_at, v_hash);
-    RETURN v_token;
+     WHERE c.tenant_id = v_tenant AND c.conversation_id = p_turn.conversation_id
+    RETURNING c.* INTO conv;
+    -- the turn, its run and its event in one statement
+    WITH t AS (
+        UPDATE aos_agent.turn x
+           SET status = 'running', driver = p_driver, attempt = x.attempt + 1, started_at = coalesce(x.started_at, p_at),
+               model_id = v_model
+         WHERE x.tenant_id = v_tenant AND x.turn_id = p_turn.turn_id
+        RETURNING x.*
+    ), r AS (
+        INSERT INTO aos_core.run (tenant_id, turn_id, conversation_id, attempt, driver, worker_id, lease_token, status, started_at)
+        VALUES (v_tenant, p_turn.turn_id, p_turn.conversation_id, p_turn.attempt + 1, p_driver, p_worker_id, token, 'running', p_at)
+    ), e AS (
+        INSERT INTO aos_core.event_log (tenant_id, chain_id, seq, event_type, entity_id, turn_id, actor, payload, created_at, hash)
+        VALUES (v_tenant, p_turn.conversation_id, conv.event_seq, 'turn.started', p_turn.turn_id, p_turn.turn_id, v_actor, v_payload,
+                p_at, conv.event_head)
+    )
+    SELECT t.* INTO turn FROM t;
+END
+$$;
+COMMENT ON FUNCTION aos_agent._begin_attempt(aos_agent.turn, aos_agent.agent, text, text, interval, timestamptz) IS
+    'Internal: the active turn (read FOR UPDATE by the caller, with its agent) starts an attempt; returns the lease token and the turn and conversation as they are now.';
+
+CREATE FUNCTION aos_agent._start_run(p_tenant_id uuid, p_turn_id uuid, p_driver text, p_worker_id text, p_lease interval, p_at timestamptz)
+RETURNS uuid
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    v_turn  aos_agent.turn%ROWTYPE;
+    v_agent aos_agent.agent%ROWTYPE;
+BEGIN
+    SELECT * INTO v_turn FROM aos_agent.turn WHERE tenant_id = p_tenant_id AND turn_id = p_turn_id FOR UPDATE;
+    SELECT * INTO v_agent FROM aos_agent.agent WHERE tenant_id = p_tenant_id AND agent_id = v_turn.agent_id;
+    RETURN (aos_agent._begin_attempt(v_turn, v_agent, p_driver, p_worker_id, p_lease, p_at)).token;
 END
 $$;
 COMMENT ON FUNCTION aos_agent._start_run(uuid, uuid, text, text, interval, timestamptz) IS 'Internal: the active turn starts an attempt.';
@@ -1450,9 +1498,9 @@ DECLARE
     v_at     timestamptz;
     v_c      record;
     v_turn   aos_agent.turn%ROWTYPE;
-    v_token  uuid;
+    v_agent  aos_agent.agent%ROWTYPE;
+    v_run    record;
     v_reclaim boolean;
-    v_expiry timestamptz;
     i        integer;
 BEGIN
     IF NOT (pg_has_role(session_user, 'aos_worker', 'MEMBER') OR aos_auth.is_platform_admin()) THEN
@@ -1510,7 +1558,7 @@ BEGIN
         IF v_reclaim AND NOT aos_agent._lost_attempt(v_c.tenant_id, v_c.active_turn_id, v_at) THEN
             CONTINUE;
         END IF;
-        SELECT * INTO v_turn FROM aos_agent.turn WHERE tenant_id = v_c.tenant_id AND turn_id = v_c.active_turn_id;
+        SELECT * INTO v_turn FROM aos_agent.turn WHERE tenant_id = v_c.tenant_id AND turn_id = v_c.active_turn_id FOR UPDATE;
         IF v_turn.failures >= v_turn.max_attempts THEN
             PERFORM aos_agent._finish_turn(v_c.tenant_id, v_turn.turn_id, 'dead', NULL,
                 format('gave up after %s failed attempts', v_turn.failures), v_at);
@@ -1521,10 +1569,11 @@ BEGIN
                 format('budget: ran %s of its %s seconds', v_turn.active_ms / 1000, v_turn.budget ->> 'max_seconds'), v_at);
             CONTINUE;
         END IF;
-        v_token := aos_agent._start_run(v_c.tenant_id, v_turn.turn_id, 'worker', p_worker_id, make_interval(secs => p_lease_seconds), v_at);
-        SELECT lease_expires_at INTO v_expiry FROM aos_agent.conversation WHERE tenant_id = v_c.tenant_id AND conversation_id = v_c.conversation_id;
-        RETURN jsonb_build_object('lease_token', v_token, 'lease_expires_at', v_expiry, 'reclaimed', v_reclaim)
-               || aos_agent._turn_context(v_c.tenant_id, v_turn.turn_id);
+        SELECT * INTO v_agent FROM aos_agent.agent WHERE tenant_id = v_c.tenant_id AND agent_id = v_turn.agent_id;
+        -- the rows read here and written by the attempt make the context: nothing is read twice
+        v_run := aos_agent._begin_attempt(v_turn, v_agent, 'worker', p_worker_id, make_interval(secs => p_lease_seconds), v_at);
+        RETURN jsonb_build_object('lease_token', v_run.token, 'lease_expires_at', (v_run.conv).lease_expires_at, 'reclaimed', v_reclaim)
+               || aos_agent._context(v_run.turn, v_run.conv, v_agent);
     END LOOP;
     RETURN NULL;
 END

@@ -199,7 +199,7 @@ AS $$
 DECLARE
     v_model  aos_meta.llm_model_registry%ROWTYPE;
     v_params jsonb;
-    v_layer  record;
+    v_layer  jsonb;
 BEGIN
     IF p_model_id IS NULL THEN
         RAISE EXCEPTION 'model id must not be null'
@@ -210,12 +210,11 @@ BEGIN
         RAISE EXCEPTION 'model % is not in the registry', p_model_id
             USING ERRCODE = 'AO002', HINT = 'SELECT model_id, provider, model_name FROM aos_meta.llm_model_registry lists the models.';
     END IF;
-    FOR v_layer IN
-        SELECT * FROM (VALUES ('persona', p_persona_params, 1), ('agent', p_agent_params, 2), ('call', p_call_params, 3)) l(name, params, ord)
-        ORDER BY ord
-    LOOP
-        IF v_layer.params IS NOT NULL AND jsonb_typeof(v_layer.params) <> 'object' THEN
-            RAISE EXCEPTION '% parameters must be a JSON object, got %', v_layer.name, jsonb_typeof(v_layer.params)
+    -- (a loop over an array, not over a VALUES query: resolving runs on every claim)
+    FOR i IN 1 .. 3 LOOP
+        v_layer := (ARRAY[p_persona_params, p_agent_params, p_call_params])[i];
+        IF v_layer IS NOT NULL AND jsonb_typeof(v_layer) <> 'object' THEN
+            RAISE EXCEPTION '% parameters must be a JSON object, got %', (ARRAY['persona', 'agent', 'call'])[i], jsonb_typeof(v_layer)
                 USING ERRCODE = '22023', HINT = 'Pass parameters such as {"temperature": 0.2}.';
         END IF;
     END LOOP;
