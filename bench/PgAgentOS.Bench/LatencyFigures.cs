@@ -248,7 +248,7 @@ internal static class LatencyFigures
                         continue;
                     }
                     var tn = Stopwatch.GetTimestamp();
-                    var ctx = await client.ClaimTurnAsync(name, 30, null, stop);
+                    var ctx = await client.ClaimTurnAsync(name, 30, null, startApprovedCall: approvals, stop);
                     if (ctx is null)
                     {
                         continue;
@@ -260,7 +260,8 @@ internal static class LatencyFigures
                     if (ctx.ApprovedToolCalls.Count > 0)
                     {
                         var call = ctx.ApprovedToolCalls[0];
-                        var ticket = await client.BeginToolExecutionAsync(ctx.TurnId, lease, call.StepId, call.Name,
+                        // the claim started the call (its ticket came with the turn), as the runtime finds it
+                        var ticket = call.Ticket ?? await client.BeginToolExecutionAsync(ctx.TurnId, lease, call.StepId, call.Name,
                             System.Text.Json.Nodes.JsonNode.Parse(call.Arguments.GetRawText())!, stop);
                         signals.Executing.Set(ctx.TurnId, Stopwatch.GetTimestamp());
                         await client.RecordToolResultAsync(ctx.TurnId, call.Name, m.Results[0], leaseToken: lease, ticket: ticket, ct: stop);

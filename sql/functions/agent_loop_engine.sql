@@ -1204,6 +1204,41 @@ $$;
 COMMENT ON FUNCTION aos_agent.complete_turn(uuid, text, integer, numeric, uuid, jsonb, text) IS
     'Completes a turn with the agent''s answer and its usage (tokens; cost computed from the model registry when not given). Definer rights: steps, events and the conversation''s counters are written only by the kernel; the tenant comes from the lease token or from the session''s binding, never from an argument.';
 
+-- _issue_ticket: the ticket (a running tool_execution) for an approved tool call of the turn, when
+-- an approval covers exactly this tool and these arguments (p_hash; NULL: the step's own); NULL
+-- when none does.
+CREATE FUNCTION aos_agent._issue_ticket(p_tenant_id uuid, p_turn_id uuid, p_step_id uuid, p_tool_name text, p_hash bytea,
+                                        p_attempt integer, p_worker_id text, p_at timestamptz)
+RETURNS uuid
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    v_step aos_agent.step%ROWTYPE;
+    v_hash bytea;
+    v_id   uuid;
+BEGIN
+    SELECT * INTO v_step FROM aos_agent.step
+     WHERE tenant_id = p_tenant_id AND step_id = p_step_id AND turn_id = p_turn_id AND step_type = 'tool_call'
+     FOR UPDATE;
+    v_hash := coalesce(p_hash, v_step.args_hash);
+    IF NOT FOUND OR v_step.status <> 'approved' OR v_step.tool_name <> p_tool_name OR v_step.args_hash <> v_hash
+       OR NOT EXISTS (SELECT 1 FROM aos_agent.approval a
+                       WHERE a.tenant_id = p_tenant_id AND a.step_id = p_step_id AND a.decision = 'approved'
+                         AND a.tool_name = p_tool_name AND a.args_hash = v_hash
+                         AND NOT EXISTS (SELECT 1 FROM aos_agent.approval b WHERE b.tenant_id = a.tenant_id AND b.step_id = a.step_id
+                                                                              AND b.kind = 'review' AND b.decision = 'rejected')) THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO aos_agent.tool_execution (tenant_id, step_id, turn_id, attempt, worker_id, started_at)
+    VALUES (p_tenant_id, p_step_id, p_turn_id, p_attempt, p_worker_id, p_at)
+    RETURNING execution_id INTO v_id;
+    UPDATE aos_agent.step SET status = 'executing' WHERE tenant_id = p_tenant_id AND step_id = p_step_id;
+    RETURN v_id;
+END
+$$;
+COMMENT ON FUNCTION aos_agent._issue_ticket(uuid, uuid, uuid, text, bytea, integer, text, timestamptz) IS
+    'Internal: issues the ticket for an approved tool call when an approval covers exactly that tool and those arguments, else NULL.';
+
 CREATE FUNCTION aos_agent.begin_tool_execution(p_turn_id uuid, p_lease_token uuid, p_step_id uuid, p_tool_name text, p_arguments jsonb)
 RETURNS uuid
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -1214,7 +1249,6 @@ AS $$
 DECLARE
     v_at   timestamptz := clock_timestamp();
     v_adv  record;
-    v_step aos_agent.step%ROWTYPE;
     v_hash bytea;
     v_id   uuid;
 BEGIN
@@ -1225,24 +1259,13 @@ BEGIN
     v_hash := aos_core.json_sha256(p_arguments);
     v_adv := aos_agent._advance(p_turn_id, p_lease_token, 0, 'other', NULL, NULL, NULL, 'tool.started',
         jsonb_build_object('step_id', p_step_id, 'tool', p_tool_name, 'args_sha256', encode(v_hash, 'hex')), v_at);
-    SELECT * INTO v_step FROM aos_agent.step
-     WHERE tenant_id = v_adv.tenant_id AND step_id = p_step_id AND turn_id = p_turn_id AND step_type = 'tool_call'
-     FOR UPDATE;
-    IF NOT FOUND OR v_step.status <> 'approved' OR v_step.tool_name <> p_tool_name OR v_step.args_hash <> v_hash
-       OR NOT EXISTS (SELECT 1 FROM aos_agent.approval a
-                       WHERE a.tenant_id = v_adv.tenant_id AND a.step_id = p_step_id AND a.decision = 'approved'
-                         AND a.tool_name = p_tool_name AND a.args_hash = v_hash
-                         AND NOT EXISTS (SELECT 1 FROM aos_agent.approval b WHERE b.tenant_id = a.tenant_id AND b.step_id = a.step_id
-                                                                              AND b.kind = 'review' AND b.decision = 'rejected')) THEN
+    v_id := aos_agent._issue_ticket(v_adv.tenant_id, p_turn_id, p_step_id, p_tool_name, v_hash, v_adv.attempt,
+        (SELECT lease_worker FROM aos_agent.conversation WHERE tenant_id = v_adv.tenant_id AND conversation_id = v_adv.conversation_id), v_at);
+    IF v_id IS NULL THEN
         RAISE EXCEPTION 'no approval covers % on step % with these arguments', p_tool_name, p_step_id
             USING ERRCODE = 'AO005',
                   HINT = 'Run only tool calls the kernel approved, with exactly the approved tool and arguments (run_turn lists them under approved_tool_calls).';
     END IF;
-    INSERT INTO aos_agent.tool_execution (tenant_id, step_id, turn_id, attempt, worker_id, started_at)
-    VALUES (v_adv.tenant_id, p_step_id, p_turn_id, v_adv.attempt,
-            (SELECT lease_worker FROM aos_agent.conversation WHERE tenant_id = v_adv.tenant_id AND conversation_id = v_adv.conversation_id), v_at)
-    RETURNING execution_id INTO v_id;
-    UPDATE aos_agent.step SET status = 'executing' WHERE tenant_id = v_adv.tenant_id AND step_id = p_step_id;
     RETURN v_id;
 END
 $$;
@@ -1487,7 +1510,8 @@ COMMENT ON FUNCTION aos_agent._lost_attempt(uuid, uuid, timestamptz) IS 'Interna
 -- claim_turn: SECURITY DEFINER because the queue spans tenants (kernel scope); only workers and
 -- administrators may call it. Reclaims expired leases first, counts attempts at claim time, ends
 -- turns that used up their attempts (dead) or their time, and returns the turn's context.
-CREATE FUNCTION aos_agent.claim_turn(p_worker_id text, p_lease_seconds integer DEFAULT 30, p_tenant_id uuid DEFAULT NULL)
+CREATE FUNCTION aos_agent.claim_turn(p_worker_id text, p_lease_seconds integer DEFAULT 30, p_tenant_id uuid DEFAULT NULL,
+                                     p_start_approved boolean DEFAULT false)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -1500,6 +1524,9 @@ DECLARE
     v_turn   aos_agent.turn%ROWTYPE;
     v_agent  aos_agent.agent%ROWTYPE;
     v_run    record;
+    v_ctx    jsonb;
+    v_call   jsonb;
+    v_ticket uuid;
     v_reclaim boolean;
     i        integer;
 BEGIN
@@ -1572,14 +1599,30 @@ BEGIN
         SELECT * INTO v_agent FROM aos_agent.agent WHERE tenant_id = v_c.tenant_id AND agent_id = v_turn.agent_id;
         -- the rows read here and written by the attempt make the context: nothing is read twice
         v_run := aos_agent._begin_attempt(v_turn, v_agent, 'worker', p_worker_id, make_interval(secs => p_lease_seconds), v_at);
-        RETURN jsonb_build_object('lease_token', v_run.token, 'lease_expires_at', (v_run.conv).lease_expires_at, 'reclaimed', v_reclaim)
-               || aos_agent._context(v_run.turn, v_run.conv, v_agent);
+        v_ctx := jsonb_build_object('lease_token', v_run.token, 'lease_expires_at', (v_run.conv).lease_expires_at, 'reclaimed', v_reclaim)
+                 || aos_agent._context(v_run.turn, v_run.conv, v_agent);
+        -- p_start_approved: the first approved call (after an approval) starts in the claim's
+        -- transaction, so the worker gets its ticket with the turn and runs the tool without another
+        -- round trip. The others start one by one as the worker reaches them (begin_tool_execution),
+        -- so that a worker lost in between leaves only the call it was running to review.
+        v_call := CASE WHEN p_start_approved THEN v_ctx -> 'approved_tool_calls' -> 0 END;
+        IF v_call IS NOT NULL THEN
+            v_ticket := aos_agent._issue_ticket(v_c.tenant_id, v_turn.turn_id, (v_call ->> 'step_id')::uuid, v_call ->> 'name', NULL,
+                (v_run.turn).attempt, p_worker_id, v_at);
+            IF v_ticket IS NOT NULL THEN
+                PERFORM aos_agent._advance(v_turn.turn_id, v_run.token, 0, 'other', NULL, NULL, NULL, 'tool.started',
+                    jsonb_build_object('step_id', v_call ->> 'step_id', 'tool', v_call ->> 'name',
+                                       'args_sha256', encode(aos_core.json_sha256(v_call -> 'arguments'), 'hex')), v_at);
+                v_ctx := jsonb_set(v_ctx, '{approved_tool_calls,0,ticket}', to_jsonb(v_ticket));
+            END IF;
+        END IF;
+        RETURN v_ctx;
     END LOOP;
     RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION aos_agent.claim_turn(text, integer, uuid) IS
-    'A worker takes the next runnable turn (FOR UPDATE SKIP LOCKED; expired leases first), with a lease token and expiry on the database clock. Returns the turn''s context, or NULL. Definer rights: the queue spans tenants (kernel scope); it checks that the caller is a worker or a platform administrator, and hands out one turn with its lease.';
+COMMENT ON FUNCTION aos_agent.claim_turn(text, integer, uuid, boolean) IS
+    'A worker takes the next runnable turn (FOR UPDATE SKIP LOCKED; expired leases first), with a lease token and expiry on the database clock. Returns the turn''s context, or NULL; with p_start_approved, the first approved tool call comes started, with its ticket (approved_tool_calls[0].ticket). Definer rights: the queue spans tenants (kernel scope); it checks that the caller is a worker or a platform administrator, and hands out one turn with its lease.';
 
 -- run_turn: the spec's entry point for driving a turn. With a lease token it only returns the
 -- context (for the worker holding it). Without one the caller drives the turn by hand: it takes

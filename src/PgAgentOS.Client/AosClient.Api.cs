@@ -86,34 +86,46 @@ public sealed partial class AosClient
     /// turn is runnable again and the worker's next write is refused (AO004). Joined to a caller's
     /// transaction, the caller's durability is left alone.
     /// </remarks>
-    public async Task<TurnContext?> ClaimTurnAsync(string workerId, int leaseSeconds = 30, Guid? tenantId = null, CancellationToken ct = default) =>
-        Parse<TurnContext>(await ScalarAsync<string>("SELECT aos_agent.claim_turn($1, $2, $3)::text", ct, asyncCommit: _dataSource is not null,
-            before: null, Text(workerId), P(leaseSeconds, NpgsqlDbType.Integer), Uuid(tenantId)));
+    public Task<TurnContext?> ClaimTurnAsync(string workerId, int leaseSeconds = 30, Guid? tenantId = null, CancellationToken ct = default) =>
+        ClaimAsync(workerId, leaseSeconds, tenantId, [], false, ct);
+
+    /// <summary>
+    /// Claims the next runnable turn; with <paramref name="startApprovedCall"/>, the first approved
+    /// tool call of the turn (after an approval) starts in the claim's transaction and its ticket
+    /// comes with it (<see cref="PendingToolCall.Ticket"/>), for a worker that runs it at once.
+    /// </summary>
+    public Task<TurnContext?> ClaimTurnAsync(string workerId, int leaseSeconds, Guid? tenantId, bool startApprovedCall,
+        CancellationToken ct = default) =>
+        ClaimAsync(workerId, leaseSeconds, tenantId, [], startApprovedCall, ct);
 
     /// <summary>
     /// Claims the next runnable turn and, in the same transaction, announces turns this worker
     /// finished since its last claim (aos_turn_done, one notification each): a worker that claims
     /// again right after a turn needs no transaction of its own for the announcement. On a data
-    /// source only (the claim's transaction is the SDK's own).
+    /// source only (the claim's transaction is the SDK's own). <paramref name="startApprovedCall"/>:
+    /// as in the overload above.
     /// </summary>
-    public async Task<TurnContext?> ClaimTurnAsync(string workerId, int leaseSeconds, Guid? tenantId, IReadOnlyCollection<Guid> finishedTurns,
-        CancellationToken ct = default)
+    public Task<TurnContext?> ClaimTurnAsync(string workerId, int leaseSeconds, Guid? tenantId, IReadOnlyCollection<Guid> finishedTurns,
+        bool startApprovedCall = false, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(finishedTurns);
-        if (finishedTurns.Count == 0 || _dataSource is null)
+        if (finishedTurns.Count > 0 && _dataSource is null)
         {
-            if (finishedTurns.Count > 0)
-            {
-                throw new InvalidOperationException("announcing finished turns with a claim needs a client over a data source.");
-            }
-            return await ClaimTurnAsync(workerId, leaseSeconds, tenantId, ct);
+            throw new InvalidOperationException("announcing finished turns with a claim needs a client over a data source.");
         }
+        return ClaimAsync(workerId, leaseSeconds, tenantId, finishedTurns, startApprovedCall, ct);
+    }
+
+    private async Task<TurnContext?> ClaimAsync(string workerId, int leaseSeconds, Guid? tenantId, IReadOnlyCollection<Guid> finishedTurns,
+        bool startApprovedCall, CancellationToken ct)
+    {
         var announcements = finishedTurns.Select(turn => new NpgsqlBatchCommand("SELECT pg_notify($1, $2)")
         {
             Parameters = { Text(AosNotifications.TurnDone), Text(turn.ToString()) },
-        });
-        return Parse<TurnContext>(await ScalarAsync<string>("SELECT aos_agent.claim_turn($1, $2, $3)::text", ct, asyncCommit: true,
-            announcements, Text(workerId), P(leaseSeconds, NpgsqlDbType.Integer), Uuid(tenantId)));
+        }).ToList();
+        return Parse<TurnContext>(await ScalarAsync<string>("SELECT aos_agent.claim_turn($1, $2, $3, $4)::text", ct,
+            asyncCommit: _dataSource is not null, announcements, Text(workerId), P(leaseSeconds, NpgsqlDbType.Integer), Uuid(tenantId),
+            P(startApprovedCall, NpgsqlDbType.Boolean)));
     }
 
     /// <summary>The context of a turn (takes a turn driven by hand when no lease token is given).</summary>

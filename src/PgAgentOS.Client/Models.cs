@@ -60,7 +60,7 @@ public sealed record TurnBudget
 }
 
 /// <summary>An approved tool call the worker still has to run.</summary>
-public sealed record PendingToolCall(Guid StepId, string CallId, string Name, JsonElement Arguments, int Iteration);
+public sealed record PendingToolCall(Guid StepId, string CallId, string Name, JsonElement Arguments, int Iteration, Guid? Ticket = null);
 
 /// <summary>A tool call waiting for a person.</summary>
 public sealed record AwaitingToolCall(Guid StepId, string Name, JsonElement Arguments, string Status);

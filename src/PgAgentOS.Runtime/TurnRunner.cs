@@ -144,7 +144,8 @@ internal sealed class TurnRunner
         {
             var call = approved[i];
             var args = JsonNode.Parse(call.Arguments.GetRawText()) as JsonObject ?? [];
-            var ticket = await _client.BeginToolExecutionAsync(TurnId, _lease, call.StepId, call.Name, args, ct);
+            // the claim starts the first one (its ticket comes with the turn); the others start here
+            var ticket = call.Ticket ?? await _client.BeginToolExecutionAsync(TurnId, _lease, call.StepId, call.Name, args, ct);
             await ExecuteAsync(call.StepId, call.CallId, call.Name, args, ticket, ct, refreshContext: i == approved.Count - 1);
             refresh = true;
         }

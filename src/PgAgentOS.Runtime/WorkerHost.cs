@@ -94,7 +94,7 @@ public sealed class WorkerHost : IAsyncDisposable
                 Interlocked.Increment(ref _busy);
                 try
                 {
-                    ctx = await _client.ClaimTurnAsync(_options.WorkerId, _options.LeaseSeconds, _options.TenantId, finished, ct);
+                    ctx = await _client.ClaimTurnAsync(_options.WorkerId, _options.LeaseSeconds, _options.TenantId, finished, startApprovedCall: true, ct);
                     finished.Clear();
                     backoff = TimeSpan.FromMilliseconds(100);
                 }
@@ -159,7 +159,7 @@ public sealed class WorkerHost : IAsyncDisposable
             TurnContext? ctx;
             try
             {
-                ctx = await _client.ClaimTurnAsync(_options.WorkerId, _options.LeaseSeconds, _options.TenantId, finished, ct);
+                ctx = await _client.ClaimTurnAsync(_options.WorkerId, _options.LeaseSeconds, _options.TenantId, finished, startApprovedCall: true, ct);
                 finished.Clear();
                 backoff = TimeSpan.FromMilliseconds(100);
             }

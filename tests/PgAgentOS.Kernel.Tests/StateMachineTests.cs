@@ -443,6 +443,48 @@ public sealed class StateMachineTests(KernelDatabase db) : IClassFixture<KernelD
     }
 
     [Fact]
+    public async Task AClaimCanStartTheFirstApprovedCallAndOnlyThatOne()
+    {
+        var (conn, w) = await SetupAsync();
+        await using var _ = conn;
+        await using var worker = await db.OpenAsync(TestCluster.Worker);
+        var c = await conn.NewConversationAsync(w.Agent);
+        var t = await conn.SendAsync(c);
+        var claim = await ClaimAsync(worker, w.Tenant);
+        var r = await worker.JsonAsync("""
+            SELECT aos_agent.record_response($1, $2, '{"tool_calls": [{"id": "c1", "name": "web_search", "arguments": {"query": "one"}},
+                                                                 {"id": "c2", "name": "web_search", "arguments": {"query": "two"}}]}')::text
+            """, t, Token(claim));
+        var steps = r["tool_calls"]!.AsArray().Select(x => Guid.Parse((string)x!["step_id"]!)).ToList();
+        await conn.ExecAsync("SELECT aos_agent.bulk_approve_tools($1, $2)", steps.ToArray(), w.Admin);
+        var events = await conn.ScalarAsync<long>("SELECT event_seq FROM aos_agent.conversation WHERE conversation_id = $1", c);
+
+        var claim2 = JsonNode.Parse(await worker.ScalarAsync<string>("SELECT aos_agent.claim_turn('w2', 30, $1, true)::text", w.Tenant))!;
+        var calls = claim2["approved_tool_calls"]!.AsArray();
+        Assert.Equal(steps, calls.Select(x => Guid.Parse((string)x!["step_id"]!)));
+        // the first call started with the claim: its ticket, a running execution and a tool.started event
+        var ticket = Guid.Parse((string)calls[0]!["ticket"]!);
+        Assert.Null(calls[1]!["ticket"]);
+        Assert.Equal(["executing", "approved"], [await conn.StepStatusAsync(steps[0]), await conn.StepStatusAsync(steps[1])]);
+        Assert.Equal(["running"], await conn.ColumnAsync("SELECT status FROM aos_agent.tool_execution WHERE turn_id = $1", t));
+        Assert.Equal(["turn.started", "tool.started"], await conn.ColumnAsync(
+            "SELECT event_type FROM aos_core.event_log WHERE chain_id = $1 AND seq > $2 ORDER BY seq", c, events));
+        // it is started once: begin_tool_execution refuses it, the ticket records its result
+        await worker.RefusedAsync("AO005", "SELECT aos_agent.begin_tool_execution($1, $2, $3, 'web_search', '{\"query\": \"one\"}')",
+            t, Token(claim2), steps[0]);
+        await worker.ExecAsync("SELECT aos_agent.record_tool_result($1, 'web_search', '{\"hits\": 1}', true, NULL, $2, $3)", t, Token(claim2), ticket);
+        Assert.Equal("completed", await conn.StepStatusAsync(steps[0]));
+        // the second starts when the worker reaches it
+        var ticket2 = await worker.ScalarAsync<Guid>("SELECT aos_agent.begin_tool_execution($1, $2, $3, 'web_search', '{\"query\": \"two\"}')",
+            t, Token(claim2), steps[1]);
+        await worker.ExecAsync("SELECT aos_agent.record_tool_result($1, 'web_search', '{\"hits\": 2}', true, NULL, $2, $3)", t, Token(claim2), ticket2);
+        // the refreshed context of the lease holder starts nothing
+        var ctx = await worker.JsonAsync("SELECT aos_agent.run_turn($1, $2)::text", t, Token(claim2));
+        Assert.Empty(ctx["approved_tool_calls"]!.AsArray());
+        Assert.True(await conn.ScalarAsync<bool>("SELECT (aos_core.verify_event_chain() ->> 'ok')::boolean"));
+    }
+
+    [Fact]
     public async Task ReleaseHandsATurnBackWithoutCountingAFailure()
     {
         var (conn, w) = await SetupAsync();
