@@ -632,8 +632,7 @@ DECLARE
     v_persona  aos_persona.persona%ROWTYPE;
     v_model    aos_meta.llm_model_registry%ROWTYPE;
     v_params   jsonb;
-    v_tools    jsonb;
-    v_skills   jsonb;
+    v_toolset  record;
     v_system   text;
     v_msgs     jsonb := '[]';
     v_approved jsonb := '[]';
@@ -660,7 +659,8 @@ BEGIN
                FROM jsonb_array_elements(v_persona.rules) x);
     END IF;
 
-    SELECT t.tools, t.skills INTO v_tools, v_skills FROM aos_agent._agent_toolset(v_tenant, v_agent.agent_id) t;
+    -- assigned, not selected: no query (and executor start) around the call
+    v_toolset := aos_agent._agent_toolset(v_tenant, v_agent.agent_id);
 
     -- The history in the common chat format: the messages of earlier completed turns (the last
     -- history_turns of them), kept on each turn when it completed, then this turn's, built now.
@@ -709,7 +709,7 @@ BEGIN
         'user_message', v_turn.user_message,
         'system_prompt', v_system,
         'messages', v_msgs,
-        'tools', v_tools,
+        'tools', v_toolset.tools,
         'model', jsonb_build_object('model_id', v_model.model_id, 'provider', v_model.provider, 'name', v_model.model_name,
                                     'supports_streaming', v_model.supports_streaming, 'supports_reasoning', v_model.supports_reasoning),
         'params', v_params,
@@ -727,7 +727,7 @@ BEGIN
         'awaiting_approval', v_awaiting,
         'thinking_visible', coalesce((v_agent.config ->> 'thinking_visible')::boolean, true),
         'stream_channel', aos_agent._stream_channel(v_tenant),
-        'skills', v_skills,
+        'skills', v_toolset.skills,
         'script', v_agent.config -> 'script');
 END
 $$;

@@ -42,7 +42,7 @@ RETURNS jsonb
 LANGUAGE plpgsql STABLE
 AS $$
 BEGIN
-    RETURN (SELECT t.skills FROM aos_agent._agent_toolset(p_tenant_id, p_agent_id) t);
+    RETURN (aos_agent._agent_toolset(p_tenant_id, p_agent_id)).skills;
 END
 $$;
 COMMENT ON FUNCTION aos_agent._agent_skills(uuid, uuid) IS 'Internal: the implementations of an agent''s granted tools (skill, impl_type, config, idempotency, timeout, risk, schema).';
