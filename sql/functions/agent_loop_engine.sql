@@ -633,6 +633,8 @@ DECLARE
     v_model    aos_meta.llm_model_registry%ROWTYPE;
     v_params   jsonb;
     v_toolset  record;
+    v_tools    jsonb;
+    v_skills   jsonb;
     v_system   text;
     v_msgs     jsonb := '[]';
     v_approved jsonb := '[]';
@@ -659,8 +661,15 @@ BEGIN
                FROM jsonb_array_elements(v_persona.rules) x);
     END IF;
 
-    -- assigned, not selected: no query (and executor start) around the call
-    v_toolset := aos_agent._agent_toolset(v_tenant, v_agent.agent_id);
+    -- kept on the agent row (see aos_agent._agent_keep_toolset); built when a skill change cleared it
+    IF v_agent.toolset IS NOT NULL THEN
+        v_tools := v_agent.toolset -> 'tools';
+        v_skills := v_agent.toolset -> 'skills';
+    ELSE
+        v_toolset := aos_agent._toolset_of(v_tenant, v_agent.tools, v_agent.role_key);
+        v_tools := v_toolset.tools;
+        v_skills := v_toolset.skills;
+    END IF;
 
     -- The history in the common chat format: the messages of earlier completed turns (the last
     -- history_turns of them), kept on each turn when it completed, then this turn's, built now.
@@ -709,7 +718,7 @@ BEGIN
         'user_message', v_turn.user_message,
         'system_prompt', v_system,
         'messages', v_msgs,
-        'tools', v_toolset.tools,
+        'tools', v_tools,
         'model', jsonb_build_object('model_id', v_model.model_id, 'provider', v_model.provider, 'name', v_model.model_name,
                                     'supports_streaming', v_model.supports_streaming, 'supports_reasoning', v_model.supports_reasoning),
         'params', v_params,
@@ -727,7 +736,7 @@ BEGIN
         'awaiting_approval', v_awaiting,
         'thinking_visible', coalesce((v_agent.config ->> 'thinking_visible')::boolean, true),
         'stream_channel', aos_agent._stream_channel(v_tenant),
-        'skills', v_toolset.skills,
+        'skills', v_skills,
         'script', v_agent.config -> 'script');
 END
 $$;

@@ -1,16 +1,16 @@
 -- pgAgentOS kernel — what the runtime's workers need beyond the agent loop: how the tools of a
 -- turn are implemented, and a read-only tenant binding for the sql_query tool.
 
--- _agent_toolset: an agent's granted tools, for the model and for the worker (both in the turn
--- context, so that a worker needs no second call after its claim).
-CREATE FUNCTION aos_agent._agent_toolset(p_tenant_id uuid, p_agent_id uuid, OUT tools jsonb, OUT skills jsonb)
+-- _toolset_of: the granted tools of an agent with these tools and this role, for the model and
+-- for the worker (both in the turn context, so that a worker needs no second call after its claim).
+CREATE FUNCTION aos_agent._toolset_of(p_tenant_id uuid, p_tools text[], p_role_key text, OUT tools jsonb, OUT skills jsonb)
 LANGUAGE plpgsql STABLE
 AS $$
 BEGIN
     -- One statement, joined directly (no calls of _skill/_role_skill: SQL functions called per
-    -- row are planned on every call, which made this the costliest part of a claim). PL/pgSQL so
-    -- that the plan is kept for the session. A tool counts when the tenant sees an active skill
-    -- under its name (its own, else the shared one) and the agent's role is granted it.
+    -- row are planned on every call). PL/pgSQL so that the plan is kept for the session. A tool
+    -- counts when the tenant sees an active skill under its name (its own, else the shared one)
+    -- and the role is granted it.
     SELECT coalesce(jsonb_agg(jsonb_build_object('type', 'function', 'function',
                jsonb_build_object('name', s.skill_key, 'description', s.description, 'parameters', s.input_schema))
                ORDER BY o.ord), '[]'),
@@ -19,23 +19,99 @@ BEGIN
                'idempotent', s.idempotent, 'timeout_ms', s.timeout_ms, 'risk_level', s.risk_level,
                'input_schema', s.input_schema) ORDER BY o.ord), '[]')
       INTO tools, skills
-      FROM aos_agent.agent a
-     CROSS JOIN LATERAL unnest(a.tools) WITH ORDINALITY o(key, ord)
+      FROM unnest(p_tools) WITH ORDINALITY o(key, ord)
       JOIN LATERAL (SELECT x.tenant_id, x.skill_key, x.description, x.input_schema, x.idempotent, x.timeout_ms, x.risk_level
                       FROM aos_skills.skill x
                      WHERE x.tenant_id IN (p_tenant_id, aos_skills.shared_tenant()) AND x.skill_key = o.key AND x.is_active
                      ORDER BY (x.tenant_id = p_tenant_id) DESC LIMIT 1) s ON true
       JOIN LATERAL (SELECT y.allowed FROM aos_skills.role_skill y
-                     WHERE y.tenant_id IN (p_tenant_id, aos_skills.shared_tenant()) AND y.role_key = a.role_key AND y.skill_key = o.key
+                     WHERE y.tenant_id IN (p_tenant_id, aos_skills.shared_tenant()) AND y.role_key = p_role_key AND y.skill_key = o.key
                      ORDER BY (y.tenant_id = p_tenant_id) DESC LIMIT 1) g ON g.allowed
       LEFT JOIN LATERAL (SELECT x.impl_type, x.config FROM aos_skills.skill_impl x
                           WHERE x.tenant_id = s.tenant_id AND x.skill_key = s.skill_key AND x.enabled
-                          ORDER BY x.version DESC LIMIT 1) i ON true
-     WHERE a.tenant_id = p_tenant_id AND a.agent_id = p_agent_id;
+                          ORDER BY x.version DESC LIMIT 1) i ON true;
+END
+$$;
+COMMENT ON FUNCTION aos_agent._toolset_of(uuid, text[], text) IS
+    'Internal: the granted tools of an agent with these tools and this role, as JSON-Schema functions for the model (tools) and with their implementations for the worker (skills: skill, impl_type, config, idempotency, timeout, risk, schema).';
+
+-- _agent_toolset: an agent's granted tools (as _toolset_of). Every agent row keeps them in its
+-- toolset column, kept current by the triggers below, so that a claim reads them with the agent
+-- (building them was a tenth of a claim); this is the fallback and the reference.
+CREATE FUNCTION aos_agent._agent_toolset(p_tenant_id uuid, p_agent_id uuid, OUT tools jsonb, OUT skills jsonb)
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    v_agent record;
+BEGIN
+    SELECT a.tools, a.role_key INTO v_agent FROM aos_agent.agent a WHERE a.tenant_id = p_tenant_id AND a.agent_id = p_agent_id;
+    IF FOUND THEN
+        SELECT t.tools, t.skills INTO tools, skills FROM aos_agent._toolset_of(p_tenant_id, v_agent.tools, v_agent.role_key) t;
+    ELSE
+        tools := '[]';
+        skills := '[]';
+    END IF;
 END
 $$;
 COMMENT ON FUNCTION aos_agent._agent_toolset(uuid, uuid) IS
     'Internal: an agent''s granted tools, as JSON-Schema functions for the model (tools) and with their implementations for the worker (skills: skill, impl_type, config, idempotency, timeout, risk, schema).';
+
+-- _agent_keep_toolset: every write of an agent row sets its toolset from its tools and role and the
+-- skill catalogue as they are now; a value a writer passes is never kept (the worker runs the
+-- implementations it lists). A reload (row security off: pg_restore, a dump fed to psql) keeps the
+-- dumped value, since the catalogue may not be loaded yet.
+CREATE FUNCTION aos_agent._agent_keep_toolset()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_set record;
+BEGIN
+    IF current_setting('row_security') = 'off' AND NEW.toolset IS NOT NULL THEN
+        RETURN NEW;
+    END IF;
+    SELECT t.tools, t.skills INTO v_set FROM aos_agent._toolset_of(NEW.tenant_id, NEW.tools, NEW.role_key) t;
+    NEW.toolset := jsonb_build_object('tools', v_set.tools, 'skills', v_set.skills);
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION aos_agent._agent_keep_toolset() IS 'Trigger: an agent row''s toolset is computed from its tools, its role and the skill catalogue, never taken from the writer.';
+CREATE TRIGGER agent_keep_toolset BEFORE INSERT OR UPDATE ON aos_agent.agent
+    FOR EACH ROW EXECUTE FUNCTION aos_agent._agent_keep_toolset();
+
+-- _skills_changed: a skill, an implementation or a role grant changed: the agents that list the
+-- skill (of that tenant; of every tenant for the shared catalogue) compute their toolset again.
+CREATE FUNCTION aos_agent._skills_changed()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET aos.kernel_tenant = ''
+SET aos.kernel_scope = 'all'
+AS $$
+DECLARE
+    v_tenant uuid := CASE WHEN TG_OP = 'DELETE' THEN OLD.tenant_id ELSE NEW.tenant_id END;
+    v_keys   text[] := ARRAY[CASE WHEN TG_OP <> 'INSERT' THEN OLD.skill_key END, CASE WHEN TG_OP <> 'DELETE' THEN NEW.skill_key END];
+BEGIN
+    IF current_setting('row_security') = 'off' THEN
+        RETURN NULL;  -- a reload: the agents come with their toolsets
+    END IF;
+    IF TG_OP = 'UPDATE' AND OLD.tenant_id <> NEW.tenant_id THEN
+        v_tenant := aos_skills.shared_tenant();  -- (moved between tenants: refresh everyone who might list it)
+    END IF;
+    UPDATE aos_agent.agent a SET toolset = NULL
+     WHERE (a.tenant_id = v_tenant OR v_tenant = aos_skills.shared_tenant()) AND a.tools && v_keys;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION aos_agent._skills_changed() IS
+    'Trigger: agents that list a changed skill compute their toolset again. Definer rights: a tenant administrator who changes a skill may not write agent rows, and a change of the shared catalogue reaches the agents of every tenant (kernel scope).';
+CREATE TRIGGER skill_refresh_toolsets AFTER INSERT OR UPDATE OR DELETE ON aos_skills.skill
+    FOR EACH ROW EXECUTE FUNCTION aos_agent._skills_changed();
+CREATE TRIGGER skill_impl_refresh_toolsets AFTER INSERT OR UPDATE OR DELETE ON aos_skills.skill_impl
+    FOR EACH ROW EXECUTE FUNCTION aos_agent._skills_changed();
+CREATE TRIGGER role_skill_refresh_toolsets AFTER INSERT OR UPDATE OR DELETE ON aos_skills.role_skill
+    FOR EACH ROW EXECUTE FUNCTION aos_agent._skills_changed();
 
 CREATE FUNCTION aos_agent._agent_skills(p_tenant_id uuid, p_agent_id uuid)
 RETURNS jsonb

@@ -58,6 +58,7 @@ CREATE TABLE aos_agent.agent (
     tools        text[]      NOT NULL DEFAULT '{}',
     config       jsonb       NOT NULL DEFAULT '{}',
     role_key     text        NOT NULL DEFAULT 'agent',
+    toolset      jsonb,
     principal_id uuid,
     is_active    boolean     NOT NULL DEFAULT true,
     created_at   timestamptz NOT NULL DEFAULT now(),
@@ -78,6 +79,9 @@ COMMENT ON TABLE aos_agent.agent IS
     'Agents: a persona, a model, the tools (skills) they may call and their configuration (approval, budgets, dispatch).';
 COMMENT ON COLUMN aos_agent.agent.config IS
     'auto_approve_tools, max_iterations, max_tokens_per_turn, max_cost_usd_per_turn, max_turn_seconds, max_attempts, dispatch (worker|manual), history_turns, model_params, script (for the builtin/scripted model).';
+
+COMMENT ON COLUMN aos_agent.agent.toolset IS
+    'The agent''s granted tools, {"tools": [...], "skills": [...]}, as a claim hands them to the model and the worker; computed by the kernel whenever the agent or a skill it lists changes, never written by clients.';
 
 CREATE TABLE aos_agent.conversation (
     tenant_id         uuid        NOT NULL,
