@@ -140,6 +140,7 @@ public static class Render
         sb.AppendLine("./aos bench                 # about 5-10 minutes: 10^5 and 10^6 recorded steps");
         sb.AppendLine("./aos bench --huge          # adds 10^7 steps (preloading takes long)");
         sb.AppendLine("./aos bench --quick         # a few seconds per figure, for development");
+        sb.AppendLine("./aos bench --quick --figures 4,5   # only some figures (1 comes with 2 and 3)");
         sb.AppendLine("```");
         sb.AppendLine();
         sb.AppendLine("It prints the summary table, writes the JSON report to `artifacts/bench/` and regenerates this file.");

@@ -112,6 +112,14 @@ public sealed class BenchSmokeTests(ITestOutputHelper output)
         Assert.Equal("docs/benchmarks.md", huge.DocsPath);
         Assert.Null(BenchOptions.Parse(["--quick", "--default-docs", "docs/benchmarks.md"]).DocsPath);
 
+        // some figures only: 1 comes with 2 and 3 (their baseline), and such a run never rewrites the docs
+        var some = BenchOptions.Parse(["--figures", "2,5", "--default-docs", "docs/benchmarks.md"]);
+        Assert.Equal([1, 2, 5], Enumerable.Range(1, 6).Where(some.Measures));
+        Assert.Null(some.DocsPath);
+        Assert.Equal([4], Enumerable.Range(1, 6).Where(BenchOptions.Parse(["--figures", "4"]).Measures));
+        Assert.Throws<ArgumentException>(() => BenchOptions.Parse(["--figures", "7"]));
+        Assert.Throws<ArgumentException>(() => BenchOptions.Parse(["--figures", ","]));
+
         Assert.Throws<ArgumentException>(() => BenchOptions.Parse(["--clients", "0"]));
         Assert.Throws<ArgumentException>(() => BenchOptions.Parse(["--frobnicate"]));
         Assert.Throws<ArgumentException>(() => BenchOptions.Parse(["--duration"]));
