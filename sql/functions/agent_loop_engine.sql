@@ -1619,6 +1619,10 @@ BEGIN
             v_ticket := aos_agent._issue_ticket(v_c.tenant_id, v_turn.turn_id, (v_call ->> 'step_id')::uuid, v_call ->> 'name', NULL,
                 (v_run.turn).attempt, p_worker_id, v_at);
             IF v_ticket IS NOT NULL THEN
+                -- The worker runs the tool as soon as it has the ticket, so this claim must be durable
+                -- before it does: a claim lost in a crash would give the call back to be run again.
+                -- (The SDK commits claims without waiting for the WAL flush; this overrides that.)
+                PERFORM set_config('synchronous_commit', 'on', true);
                 PERFORM aos_agent._advance(v_turn.turn_id, v_run.token, 0, 'other', NULL, NULL, NULL, 'tool.started',
                     jsonb_build_object('step_id', v_call ->> 'step_id', 'tool', v_call ->> 'name',
                                        'args_sha256', encode(aos_core.json_sha256(v_call -> 'arguments'), 'hex')), v_at);

@@ -541,7 +541,7 @@ DECLARE
     v_turn   jsonb;
 BEGIN
     PERFORM aos_core._check_id(p_turn_id, 'turn id');
-    SELECT to_jsonb(t) - 'budget' || jsonb_build_object('budget', t.budget) INTO v_turn
+    SELECT to_jsonb(t) - 'budget' - 'messages' || jsonb_build_object('budget', t.budget) INTO v_turn
       FROM aos_agent.turn t WHERE t.tenant_id = v_tenant AND t.turn_id = p_turn_id;
     IF v_turn IS NULL THEN
         PERFORM aos_core._not_found('turn', p_turn_id);

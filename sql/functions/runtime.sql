@@ -56,10 +56,23 @@ $$;
 COMMENT ON FUNCTION aos_agent._agent_toolset(uuid, uuid) IS
     'Internal: an agent''s granted tools, as JSON-Schema functions for the model (tools) and with their implementations for the worker (skills: skill, impl_type, config, idempotency, timeout, risk, schema).';
 
+-- _toolset_lock: the advisory lock key under which toolsets are computed (shared) and the
+-- catalogue's changes refresh them (exclusive).
+CREATE FUNCTION aos_agent._toolset_lock()
+RETURNS bigint
+LANGUAGE sql IMMUTABLE
+AS $$
+    SELECT 7402361580029113601::bigint
+$$;
+COMMENT ON FUNCTION aos_agent._toolset_lock() IS 'Internal: the advisory lock key of toolset maintenance.';
+
 -- _agent_keep_toolset: every write of an agent row sets its toolset from its tools and role and the
 -- skill catalogue as they are now; a value a writer passes is never kept (the worker runs the
--- implementations it lists). A reload (row security off: pg_restore, a dump fed to psql) keeps the
--- dumped value, since the catalogue may not be loaded yet.
+-- implementations it lists). A reload (row security off: pg_restore, a dump fed to psql) leaves it
+-- NULL: the catalogue may not be loaded yet, or differ from the dumped one; claims then build the
+-- tools on every call until the agent is written again (aos_agent.refresh_toolsets does all).
+-- The shared advisory lock pairs with the exclusive one of _skills_changed: a skill change and an
+-- agent write never both work from a catalogue that misses the other.
 CREATE FUNCTION aos_agent._agent_keep_toolset()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -68,9 +81,11 @@ AS $$
 DECLARE
     v_set record;
 BEGIN
-    IF current_setting('row_security') = 'off' AND NEW.toolset IS NOT NULL THEN
+    IF current_setting('row_security') = 'off' THEN
+        NEW.toolset := NULL;
         RETURN NEW;
     END IF;
+    PERFORM pg_advisory_xact_lock_shared(aos_agent._toolset_lock());
     SELECT t.tools, t.skills INTO v_set FROM aos_agent._toolset_of(NEW.tenant_id, NEW.tools, NEW.role_key) t;
     NEW.toolset := jsonb_build_object('tools', v_set.tools, 'skills', v_set.skills);
     RETURN NEW;
@@ -99,8 +114,13 @@ BEGIN
     IF TG_OP = 'UPDATE' AND OLD.tenant_id <> NEW.tenant_id THEN
         v_tenant := aos_skills.shared_tenant();  -- (moved between tenants: refresh everyone who might list it)
     END IF;
-    UPDATE aos_agent.agent a SET toolset = NULL
-     WHERE (a.tenant_id = v_tenant OR v_tenant = aos_skills.shared_tenant()) AND a.tools && v_keys;
+    -- (after the lock, the UPDATE's snapshot sees every agent written before it)
+    PERFORM pg_advisory_xact_lock(aos_agent._toolset_lock());
+    IF v_tenant = aos_skills.shared_tenant() THEN
+        UPDATE aos_agent.agent a SET toolset = NULL WHERE a.tools && v_keys;
+    ELSE
+        UPDATE aos_agent.agent a SET toolset = NULL WHERE a.tenant_id = v_tenant AND a.tools && v_keys;
+    END IF;
     RETURN NULL;
 END
 $$;
@@ -112,6 +132,31 @@ CREATE TRIGGER skill_impl_refresh_toolsets AFTER INSERT OR UPDATE OR DELETE ON a
     FOR EACH ROW EXECUTE FUNCTION aos_agent._skills_changed();
 CREATE TRIGGER role_skill_refresh_toolsets AFTER INSERT OR UPDATE OR DELETE ON aos_skills.role_skill
     FOR EACH ROW EXECUTE FUNCTION aos_agent._skills_changed();
+
+-- refresh_toolsets: after a reload (pg_restore), agents carry no kept toolset and claims build it
+-- on every call; this computes them all again. SECURITY DEFINER because agent rows are written
+-- only by the kernel.
+CREATE FUNCTION aos_agent.refresh_toolsets()
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET aos.kernel_tenant = ''
+SET aos.kernel_scope = 'all'
+AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    IF NOT aos_auth.is_platform_admin() THEN
+        RAISE EXCEPTION 'only platform administrators refresh every agent''s tools'
+            USING ERRCODE = '42501', HINT = 'Connect as a member of aos_admin.';
+    END IF;
+    UPDATE aos_agent.agent a SET toolset = NULL;  -- the trigger computes each one
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END
+$$;
+COMMENT ON FUNCTION aos_agent.refresh_toolsets() IS
+    'Computes every agent''s kept tools again (after a pg_restore, which leaves them empty and makes claims build them on every call); returns how many agents. Definer rights: agent rows are written only by the kernel, across tenants (kernel scope); only platform administrators may call it.';
 
 CREATE FUNCTION aos_agent._agent_skills(p_tenant_id uuid, p_agent_id uuid)
 RETURNS jsonb

@@ -121,7 +121,7 @@ GRANT EXECUTE ON FUNCTION aos_egress.remove_allowlist_entry TO aos_app;
 -- kernel only; an administrator who could rewrite it could fork or truncate the tenant's chain.
 GRANT INSERT (tenant_id, name, display_name, is_active, settings) ON aos_auth.tenant TO aos_admin;
 GRANT UPDATE (name, display_name, is_active, settings) ON aos_auth.tenant TO aos_admin;
-GRANT EXECUTE ON FUNCTION aos_auth.create_tenant TO aos_admin;
+GRANT EXECUTE ON FUNCTION aos_auth.create_tenant, aos_agent.refresh_toolsets TO aos_admin;
 
 -- aos_worker: only through the turns it leases ------------------------------------------------------
 GRANT EXECUTE ON FUNCTION

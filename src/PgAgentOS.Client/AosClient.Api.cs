@@ -106,7 +106,15 @@ public sealed partial class AosClient
     /// as in the overload above.
     /// </summary>
     public Task<TurnContext?> ClaimTurnAsync(string workerId, int leaseSeconds, Guid? tenantId, IReadOnlyCollection<Guid> finishedTurns,
-        bool startApprovedCall = false, CancellationToken ct = default)
+        CancellationToken ct = default) =>
+        ClaimTurnAsync(workerId, leaseSeconds, tenantId, finishedTurns, false, ct);
+
+    /// <summary>
+    /// Claims the next runnable turn, announces the turns this worker finished (as above), and with
+    /// <paramref name="startApprovedCall"/> starts the first approved tool call in the claim.
+    /// </summary>
+    public Task<TurnContext?> ClaimTurnAsync(string workerId, int leaseSeconds, Guid? tenantId, IReadOnlyCollection<Guid> finishedTurns,
+        bool startApprovedCall, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(finishedTurns);
         if (finishedTurns.Count > 0 && _dataSource is null)
@@ -123,9 +131,13 @@ public sealed partial class AosClient
         {
             Parameters = { Text(AosNotifications.TurnDone), Text(turn.ToString()) },
         }).ToList();
-        return Parse<TurnContext>(await ScalarAsync<string>("SELECT aos_agent.claim_turn($1, $2, $3, $4)::text", ct,
-            asyncCommit: _dataSource is not null, announcements, Text(workerId), P(leaseSeconds, NpgsqlDbType.Integer), Uuid(tenantId),
-            P(startApprovedCall, NpgsqlDbType.Boolean)));
+        // (the three-argument call unless the approved call is to start: kernels before p_start_approved understand it)
+        NpgsqlParameter[] args = startApprovedCall
+            ? [Text(workerId), P(leaseSeconds, NpgsqlDbType.Integer), Uuid(tenantId), P(true, NpgsqlDbType.Boolean)]
+            : [Text(workerId), P(leaseSeconds, NpgsqlDbType.Integer), Uuid(tenantId)];
+        return Parse<TurnContext>(await ScalarAsync<string>(
+            startApprovedCall ? "SELECT aos_agent.claim_turn($1, $2, $3, $4)::text" : "SELECT aos_agent.claim_turn($1, $2, $3)::text", ct,
+            asyncCommit: _dataSource is not null, announcements, args));
     }
 
     /// <summary>The context of a turn (takes a turn driven by hand when no lease token is given).</summary>

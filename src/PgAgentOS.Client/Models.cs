@@ -60,7 +60,11 @@ public sealed record TurnBudget
 }
 
 /// <summary>An approved tool call the worker still has to run.</summary>
-public sealed record PendingToolCall(Guid StepId, string CallId, string Name, JsonElement Arguments, int Iteration, Guid? Ticket = null);
+public sealed record PendingToolCall(Guid StepId, string CallId, string Name, JsonElement Arguments, int Iteration)
+{
+    /// <summary>The execution ticket, when the claim started the call (claim_turn with p_start_approved).</summary>
+    public Guid? Ticket { get; init; }
+}
 
 /// <summary>A tool call waiting for a person.</summary>
 public sealed record AwaitingToolCall(Guid StepId, string Name, JsonElement Arguments, string Status);

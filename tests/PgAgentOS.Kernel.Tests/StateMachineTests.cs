@@ -459,7 +459,16 @@ public sealed class StateMachineTests(KernelDatabase db) : IClassFixture<KernelD
         await conn.ExecAsync("SELECT aos_agent.bulk_approve_tools($1, $2)", steps.ToArray(), w.Admin);
         var events = await conn.ScalarAsync<long>("SELECT event_seq FROM aos_agent.conversation WHERE conversation_id = $1", c);
 
-        var claim2 = JsonNode.Parse(await worker.ScalarAsync<string>("SELECT aos_agent.claim_turn('w2', 30, $1, true)::text", w.Tenant))!;
+        // claimed as the SDK does, committing without waiting for the WAL flush: a claim that hands out a
+        // ticket makes its commit durable again (the tool runs before the worker writes anything else)
+        JsonNode claim2;
+        await using (var tx = await worker.BeginTransactionAsync())
+        {
+            await worker.ExecAsync("SET LOCAL synchronous_commit = off");
+            claim2 = JsonNode.Parse(await worker.ScalarAsync<string>("SELECT aos_agent.claim_turn('w2', 30, $1, true)::text", w.Tenant))!;
+            Assert.Equal("on", await worker.ScalarAsync<string>("SHOW synchronous_commit"));
+            await tx.CommitAsync();
+        }
         var calls = claim2["approved_tool_calls"]!.AsArray();
         Assert.Equal(steps, calls.Select(x => Guid.Parse((string)x!["step_id"]!)));
         // the first call started with the claim: its ticket, a running execution and a tool.started event

@@ -86,4 +86,30 @@ public sealed class ToolsetTests(KernelDatabase db) : IClassFixture<KernelDataba
             claim["tools"]!.ToJsonString(), w.Agent));
         Assert.Equal(["memory_read"], claim["skills"]!.AsArray().Select(x => (string)x!["skill_key"]!));
     }
+
+    [Fact]
+    public async Task AReloadLeavesTheToolsetEmptyClaimsBuildItAndARefreshKeepsItAgain()
+    {
+        await using var admin = await db.OpenAsync(TestCluster.Admin);
+        await using var su = await db.OpenAsync(null);
+        var w = await K.NewWorldAsync(admin, tools: "{web_search,memory_read}");
+        // rows written with row security off (pg_restore) carry no kept toolset, whatever the dump says
+        await su.ExecAsync("SET row_security = off");
+        await su.ExecAsync("""UPDATE aos_agent.agent SET toolset = '{"tools": [], "skills": []}' WHERE agent_id = $1""", w.Agent);
+        await su.ExecAsync("RESET row_security");
+        Assert.True(await su.ScalarAsync<bool>("SELECT toolset IS NULL FROM aos_agent.agent WHERE agent_id = $1", w.Agent));
+
+        // a claim builds the tools itself meanwhile
+        var c = await admin.NewConversationAsync(w.Agent);
+        await admin.SendAsync(c);
+        await using var worker = await db.OpenAsync(TestCluster.Worker);
+        var claim = JsonNode.Parse((await worker.ScalarAsync<string>("SELECT aos_agent.claim_turn('w', 30, $1)::text", w.Tenant))!)!;
+        Assert.Equal(["web_search", "memory_read"], claim["tools"]!.AsArray().Select(t => (string)t!["function"]!["name"]!));
+
+        // only a platform administrator refreshes every agent
+        await worker.RefusedAsync("42501", "SELECT aos_agent.refresh_toolsets()");
+        Assert.True(await admin.ScalarAsync<int>("SELECT aos_agent.refresh_toolsets()") >= 1);
+        Assert.Equal(0, await su.ScalarAsync<long>(Stale));
+        Assert.Equal(["web_search", "memory_read"], await ToolNamesAsync(su, w.Agent));
+    }
 }
