@@ -626,9 +626,6 @@ AS $$
 DECLARE
     v_tenant   uuid := p_turn.tenant_id;
     v_turn_id  uuid := p_turn.turn_id;
-    v_turn     aos_agent.turn%ROWTYPE := p_turn;
-    v_conv     aos_agent.conversation%ROWTYPE := p_conv;
-    v_agent    aos_agent.agent%ROWTYPE := p_agent;
     v_persona  aos_persona.persona%ROWTYPE;
     v_model    aos_meta.llm_model_registry%ROWTYPE;
     v_params   jsonb;
@@ -642,17 +639,17 @@ DECLARE
     v_active   boolean;
     v_hist     record;
 BEGIN
-    IF v_agent.persona_id IS NOT NULL THEN
-        SELECT * INTO v_persona FROM aos_persona.persona WHERE tenant_id = v_tenant AND persona_id = v_agent.persona_id;
+    IF p_agent.persona_id IS NOT NULL THEN
+        SELECT * INTO v_persona FROM aos_persona.persona WHERE tenant_id = v_tenant AND persona_id = p_agent.persona_id;
     END IF;
-    v_active := v_conv.active_turn_id IS NOT DISTINCT FROM v_turn_id;
+    v_active := p_conv.active_turn_id IS NOT DISTINCT FROM v_turn_id;
     SELECT * INTO v_model FROM aos_meta.llm_model_registry
-     WHERE model_id = coalesce(v_turn.model_id, v_agent.model_id, v_persona.model_id, aos_agent.default_model_id(v_tenant));
+     WHERE model_id = coalesce(p_turn.model_id, p_agent.model_id, v_persona.model_id, aos_agent.default_model_id(v_tenant));
     v_params := aos_meta.resolve_model_params(v_model.model_id,
         coalesce(v_persona.override_params, '{}')
             || CASE WHEN v_persona.max_tokens_per_request IS NULL THEN '{}'::jsonb
                     ELSE jsonb_build_object('max_tokens', v_persona.max_tokens_per_request) END,
-        coalesce(v_agent.config -> 'model_params', '{}'), '{}');
+        coalesce(p_agent.config -> 'model_params', '{}'), '{}');
 
     v_system := coalesce(v_persona.system_prompt, 'You are a helpful assistant.');
     IF v_persona.rules IS NOT NULL AND jsonb_array_length(v_persona.rules) > 0 THEN
@@ -662,11 +659,11 @@ BEGIN
     END IF;
 
     -- kept on the agent row (see aos_agent._agent_keep_toolset); built when a skill change cleared it
-    IF v_agent.toolset IS NOT NULL THEN
-        v_tools := v_agent.toolset -> 'tools';
-        v_skills := v_agent.toolset -> 'skills';
+    IF p_agent.toolset IS NOT NULL THEN
+        v_tools := p_agent.toolset -> 'tools';
+        v_skills := p_agent.toolset -> 'skills';
     ELSE
-        v_toolset := aos_agent._toolset_of(v_tenant, v_agent.tools, v_agent.role_key);
+        v_toolset := aos_agent._toolset_of(v_tenant, p_agent.tools, p_agent.role_key);
         v_tools := v_toolset.tools;
         v_skills := v_toolset.skills;
     END IF;
@@ -679,17 +676,17 @@ BEGIN
     FOR v_hist IN
         SELECT h.turn_id, h.messages FROM (
             SELECT x.turn_id, x.turn_number, x.messages FROM aos_agent.turn x
-             WHERE x.tenant_id = v_tenant AND x.conversation_id = v_turn.conversation_id
-               AND x.turn_number < v_turn.turn_number AND x.status = 'completed'
+             WHERE x.tenant_id = v_tenant AND x.conversation_id = p_turn.conversation_id
+               AND x.turn_number < p_turn.turn_number AND x.status = 'completed'
              ORDER BY x.turn_number DESC
-             LIMIT coalesce((v_agent.config ->> 'history_turns')::integer, 20)) h
+             LIMIT coalesce((p_agent.config ->> 'history_turns')::integer, 20)) h
          ORDER BY h.turn_number
     LOOP
         v_msgs := v_msgs || coalesce(v_hist.messages, aos_agent._turn_messages(v_tenant, v_hist.turn_id));
     END LOOP;
     -- this turn's: while the user's message is its only step, that message (and no tool calls)
-    IF v_conv.active_turn_id = v_turn_id AND v_conv.cur_step_count = 1 THEN
-        v_msgs := v_msgs || jsonb_build_array(jsonb_build_object('role', 'user', 'content', v_turn.user_message));
+    IF p_conv.active_turn_id = v_turn_id AND p_conv.cur_step_count = 1 THEN
+        v_msgs := v_msgs || jsonb_build_array(jsonb_build_object('role', 'user', 'content', p_turn.user_message));
     ELSE
         v_msgs := v_msgs || aos_agent._turn_messages(v_tenant, v_turn_id);
         SELECT coalesce(jsonb_agg(jsonb_build_object(
@@ -708,36 +705,36 @@ BEGIN
     RETURN jsonb_build_object(
         'tenant_id', v_tenant,
         'turn_id', v_turn_id,
-        'conversation_id', v_turn.conversation_id,
-        'agent_id', v_agent.agent_id,
-        'agent_name', v_agent.name,
-        'turn_number', v_turn.turn_number,
-        'status', v_turn.status,
-        'driver', v_turn.driver,
-        'attempt', v_turn.attempt,
-        'user_message', v_turn.user_message,
+        'conversation_id', p_turn.conversation_id,
+        'agent_id', p_agent.agent_id,
+        'agent_name', p_agent.name,
+        'turn_number', p_turn.turn_number,
+        'status', p_turn.status,
+        'driver', p_turn.driver,
+        'attempt', p_turn.attempt,
+        'user_message', p_turn.user_message,
         'system_prompt', v_system,
         'messages', v_msgs,
         'tools', v_tools,
         'model', jsonb_build_object('model_id', v_model.model_id, 'provider', v_model.provider, 'name', v_model.model_name,
                                     'supports_streaming', v_model.supports_streaming, 'supports_reasoning', v_model.supports_reasoning),
         'params', v_params,
-        'iteration', CASE WHEN v_active THEN v_conv.cur_iteration ELSE v_turn.iteration_count END,
-        'iteration_count', CASE WHEN v_active THEN v_conv.cur_iteration ELSE v_turn.iteration_count END,
+        'iteration', CASE WHEN v_active THEN p_conv.cur_iteration ELSE p_turn.iteration_count END,
+        'iteration_count', CASE WHEN v_active THEN p_conv.cur_iteration ELSE p_turn.iteration_count END,
         'budget', jsonb_build_object(
-            'max_iterations', coalesce((v_turn.budget ->> 'max_iterations')::integer, 10),
-            'max_tokens', v_turn.budget -> 'max_tokens',
-            'max_cost_usd', v_turn.budget -> 'max_cost_usd',
-            'max_seconds', v_turn.budget -> 'max_seconds',
-            'tokens_used', CASE WHEN v_active THEN v_conv.cur_input_tokens + v_conv.cur_output_tokens ELSE v_turn.tokens_used END,
-            'cost_usd', CASE WHEN v_active THEN v_conv.cur_cost_usd ELSE v_turn.cost_usd END,
-            'deadline', CASE WHEN v_active THEN v_conv.cur_deadline END),
+            'max_iterations', coalesce((p_turn.budget ->> 'max_iterations')::integer, 10),
+            'max_tokens', p_turn.budget -> 'max_tokens',
+            'max_cost_usd', p_turn.budget -> 'max_cost_usd',
+            'max_seconds', p_turn.budget -> 'max_seconds',
+            'tokens_used', CASE WHEN v_active THEN p_conv.cur_input_tokens + p_conv.cur_output_tokens ELSE p_turn.tokens_used END,
+            'cost_usd', CASE WHEN v_active THEN p_conv.cur_cost_usd ELSE p_turn.cost_usd END,
+            'deadline', CASE WHEN v_active THEN p_conv.cur_deadline END),
         'approved_tool_calls', v_approved,
         'awaiting_approval', v_awaiting,
-        'thinking_visible', coalesce((v_agent.config ->> 'thinking_visible')::boolean, true),
+        'thinking_visible', coalesce((p_agent.config ->> 'thinking_visible')::boolean, true),
         'stream_channel', aos_agent._stream_channel(v_tenant),
         'skills', v_skills,
-        'script', v_agent.config -> 'script');
+        'script', p_agent.config -> 'script');
 END
 $$;
 COMMENT ON FUNCTION aos_agent._context(aos_agent.turn, aos_agent.conversation, aos_agent.agent) IS

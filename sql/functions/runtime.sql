@@ -35,27 +35,6 @@ $$;
 COMMENT ON FUNCTION aos_agent._toolset_of(uuid, text[], text) IS
     'Internal: the granted tools of an agent with these tools and this role, as JSON-Schema functions for the model (tools) and with their implementations for the worker (skills: skill, impl_type, config, idempotency, timeout, risk, schema).';
 
--- _agent_toolset: an agent's granted tools (as _toolset_of). Every agent row keeps them in its
--- toolset column, kept current by the triggers below, so that a claim reads them with the agent
--- (building them was a tenth of a claim); this is the fallback and the reference.
-CREATE FUNCTION aos_agent._agent_toolset(p_tenant_id uuid, p_agent_id uuid, OUT tools jsonb, OUT skills jsonb)
-LANGUAGE plpgsql STABLE
-AS $$
-DECLARE
-    v_agent record;
-BEGIN
-    SELECT a.tools, a.role_key INTO v_agent FROM aos_agent.agent a WHERE a.tenant_id = p_tenant_id AND a.agent_id = p_agent_id;
-    IF FOUND THEN
-        SELECT t.tools, t.skills INTO tools, skills FROM aos_agent._toolset_of(p_tenant_id, v_agent.tools, v_agent.role_key) t;
-    ELSE
-        tools := '[]';
-        skills := '[]';
-    END IF;
-END
-$$;
-COMMENT ON FUNCTION aos_agent._agent_toolset(uuid, uuid) IS
-    'Internal: an agent''s granted tools, as JSON-Schema functions for the model (tools) and with their implementations for the worker (skills: skill, impl_type, config, idempotency, timeout, risk, schema).';
-
 -- _toolset_lock: the advisory lock key under which toolsets are computed (shared) and the
 -- catalogue's changes refresh them (exclusive).
 CREATE FUNCTION aos_agent._toolset_lock()
@@ -163,7 +142,9 @@ RETURNS jsonb
 LANGUAGE plpgsql STABLE
 AS $$
 BEGIN
-    RETURN (aos_agent._agent_toolset(p_tenant_id, p_agent_id)).skills;
+    -- the agent's kept tools (built when a reload left them empty)
+    RETURN coalesce((SELECT coalesce(a.toolset -> 'skills', (aos_agent._toolset_of(a.tenant_id, a.tools, a.role_key)).skills)
+                       FROM aos_agent.agent a WHERE a.tenant_id = p_tenant_id AND a.agent_id = p_agent_id), '[]');
 END
 $$;
 COMMENT ON FUNCTION aos_agent._agent_skills(uuid, uuid) IS 'Internal: the implementations of an agent''s granted tools (skill, impl_type, config, idempotency, timeout, risk, schema).';
