@@ -26,7 +26,7 @@ internal static class Load
 
     public static async Task<ThroughputPoint> RunAsync(BenchServer server, string applicationName, int clients,
         Func<int, CancellationToken, Task<LoadClient>> create, double warmupSeconds, double durationSeconds,
-        BenchProgress progress, string label, CancellationToken ct)
+        BenchProgress progress, string label, CancellationToken ct, Func<CancellationToken, Task>? afterWarmup = null)
     {
         var state = Idle;
         long units = 0, calls = 0;
@@ -85,6 +85,11 @@ internal static class Load
             ThrowIfFaulted(tasks);
             start.SetResult();
             await DelayWatching(TimeSpan.FromSeconds(warmupSeconds), tasks, abort.Token);
+            if (afterWarmup is not null)
+            {
+                await afterWarmup(abort.Token);
+                await DelayWatching(TimeSpan.FromSeconds(Math.Min(warmupSeconds, 1)), tasks, abort.Token);
+            }
 
             var pids = await server.BackendPidsAsync(applicationName, ct);
             var serverCpu0 = ProcCpu.Seconds(pids);

@@ -199,7 +199,9 @@ public static class Render
         sb.AppendLine("`RecordResponseAsync` (thinking + a `web_search` call: two steps, one call; the kernel decides the call and");
         sb.AppendLine("returns the execution ticket) and `RecordToolResultAsync` with the ticket (one step). Three steps in two calls,");
         sb.AppendLine("each call one transaction; the answer is recorded when the window ends. Every step carries about 450 bytes");
-        sb.AppendLine("of content. CPU is the user + system time of the clients' PostgreSQL backends (/proc/<pid>/stat).");
+        sb.AppendLine("of content. CPU is the user + system time of the clients' PostgreSQL backends (/proc/<pid>/stat). After the");
+        sb.AppendLine("warm-up the bench runs `ANALYZE`, as autovacuum would within the first minute of an installation: the workers'");
+        sb.AppendLine("first plans were made while the kernel's tables were nearly empty, and a plan is kept until its table is analysed.");
         sb.AppendLine();
         sb.AppendLine("| clients | steps/s | calls/s | ratio to raw INSERTs | backend CPU per step | client CPU per step | call p50 / p99 | where the backends spent the window |");
         sb.AppendLine("|--:|--:|--:|--:|--:|--:|--:|---|");
