@@ -13,7 +13,9 @@
 --
 -- Without statistics on tenant_id the planner assumes every tenant holds the same small share of a
 -- table (0.5 %), whatever it has seen, and the index that also matches the narrower key is always
--- the cheaper one. A tenant's value and a generic plan's parameter get the same estimate, so a
+-- the cheaper one. (A table of fewer than 200 rows still puts a tenant at one row; autovacuum
+-- analyses a new installation's tables within a minute of their first rows, and the plans made
+-- before are replaced then.) A tenant's value and a generic plan's parameter get the same estimate, so a
 -- kernel function's plans no longer depend on which tenant called it first. aos_auth.tenant is left
 -- alone: tenant_id is its key. tests/PgAgentOS.Kernel.Tests/PlannerStatisticsTests.cs reads the
 -- plans of a new tenant's turn.
