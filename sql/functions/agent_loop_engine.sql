@@ -597,7 +597,7 @@ $$;
 COMMENT ON FUNCTION aos_agent._refresh_messages(uuid, uuid) IS 'Internal: rebuilds the kept chat messages of a completed turn after a person added a step to it.';
 
 -- _turn_context: everything an LLM call for the turn needs.
-CREATE FUNCTION aos_agent._turn_context(p_tenant_id uuid, p_turn_id uuid)
+CREATE FUNCTION aos_agent._turn_context(p_tenant_id uuid, p_turn_id uuid, p_history boolean DEFAULT true)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
 AS $$
@@ -612,14 +612,18 @@ BEGIN
     END IF;
     SELECT * INTO v_conv FROM aos_agent.conversation WHERE tenant_id = p_tenant_id AND conversation_id = v_turn.conversation_id;
     SELECT * INTO v_agent FROM aos_agent.agent WHERE tenant_id = p_tenant_id AND agent_id = v_turn.agent_id;
-    RETURN aos_agent._context(v_turn, v_conv, v_agent);
+    RETURN aos_agent._context(v_turn, v_conv, v_agent, p_history);
 END
 $$;
-COMMENT ON FUNCTION aos_agent._turn_context(uuid, uuid) IS 'Internal: everything an LLM call for the turn needs.';
+COMMENT ON FUNCTION aos_agent._turn_context(uuid, uuid, boolean) IS 'Internal: everything an LLM call for the turn needs (without the earlier turns'' messages when p_history is false).';
 
 -- _context: the context of a turn from its row, its conversation's and its agent's (a claim has
--- them at hand).
-CREATE FUNCTION aos_agent._context(p_turn aos_agent.turn, p_conv aos_agent.conversation, p_agent aos_agent.agent)
+-- them at hand). The messages are the earlier turns' (history_messages of them, the first ones)
+-- followed by this turn's; without p_history only this turn's (refresh_turn: the worker keeps the
+-- history it was given with the claim; a person's later change to an earlier turn, such as an
+-- override of its answer, reaches the conversation's next turn).
+CREATE FUNCTION aos_agent._context(p_turn aos_agent.turn, p_conv aos_agent.conversation, p_agent aos_agent.agent,
+    p_history boolean DEFAULT true)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
 AS $$
@@ -638,6 +642,7 @@ DECLARE
     v_awaiting jsonb := '[]';
     v_active   boolean;
     v_hist     record;
+    v_hist_n   integer := 0;
 BEGIN
     IF p_agent.persona_id IS NOT NULL THEN
         SELECT * INTO v_persona FROM aos_persona.persona WHERE tenant_id = v_tenant AND persona_id = p_agent.persona_id;
@@ -673,17 +678,20 @@ BEGIN
     -- One indexed read of a few rows instead of rebuilding every earlier turn from its steps
     -- (0.3-0.6 ms of a claim with nine earlier turns). A turn completed before the column
     -- existed is built from its steps.
-    FOR v_hist IN
-        SELECT h.turn_id, h.messages FROM (
-            SELECT x.turn_id, x.turn_number, x.messages FROM aos_agent.turn x
-             WHERE x.tenant_id = v_tenant AND x.conversation_id = p_turn.conversation_id
-               AND x.turn_number < p_turn.turn_number AND x.status = 'completed'
-             ORDER BY x.turn_number DESC
-             LIMIT coalesce((p_agent.config ->> 'history_turns')::integer, 20)) h
-         ORDER BY h.turn_number
-    LOOP
-        v_msgs := v_msgs || coalesce(v_hist.messages, aos_agent._turn_messages(v_tenant, v_hist.turn_id));
-    END LOOP;
+    IF p_history THEN
+        FOR v_hist IN
+            SELECT h.turn_id, h.messages FROM (
+                SELECT x.turn_id, x.turn_number, x.messages FROM aos_agent.turn x
+                 WHERE x.tenant_id = v_tenant AND x.conversation_id = p_turn.conversation_id
+                   AND x.turn_number < p_turn.turn_number AND x.status = 'completed'
+                 ORDER BY x.turn_number DESC
+                 LIMIT coalesce((p_agent.config ->> 'history_turns')::integer, 20)) h
+             ORDER BY h.turn_number
+        LOOP
+            v_msgs := v_msgs || coalesce(v_hist.messages, aos_agent._turn_messages(v_tenant, v_hist.turn_id));
+        END LOOP;
+        v_hist_n := jsonb_array_length(v_msgs);
+    END IF;
     -- this turn's: while the user's message is its only step, that message (and no tool calls)
     IF p_conv.active_turn_id = v_turn_id AND p_conv.cur_step_count = 1 THEN
         v_msgs := v_msgs || jsonb_build_array(jsonb_build_object('role', 'user', 'content', p_turn.user_message));
@@ -715,6 +723,8 @@ BEGIN
         'user_message', p_turn.user_message,
         'system_prompt', v_system,
         'messages', v_msgs,
+        'history_included', p_history,
+        'history_messages', v_hist_n,
         'tools', v_tools,
         'model', jsonb_build_object('model_id', v_model.model_id, 'provider', v_model.provider, 'name', v_model.model_name,
                                     'supports_streaming', v_model.supports_streaming, 'supports_reasoning', v_model.supports_reasoning),
@@ -737,7 +747,7 @@ BEGIN
         'script', p_agent.config -> 'script');
 END
 $$;
-COMMENT ON FUNCTION aos_agent._context(aos_agent.turn, aos_agent.conversation, aos_agent.agent) IS
+COMMENT ON FUNCTION aos_agent._context(aos_agent.turn, aos_agent.conversation, aos_agent.agent, boolean) IS
     'Internal: everything an LLM call for the turn needs, from the rows of the turn, its conversation and its agent.';
 
 -- ---------------------------------------------------------------------------------------------
@@ -1702,6 +1712,30 @@ END
 $$;
 COMMENT ON FUNCTION aos_agent.run_turn(uuid, uuid) IS
     'Everything an LLM call for the turn needs (system prompt, messages in chat format, tools as JSON-Schema functions, model and parameters, budget, approved tool calls). Without a lease token it takes the turn to drive it by hand. Definer rights: it takes the turn (lease, run, event) and reads its context; the tenant comes from the lease token or from the session''s binding, never from an argument.';
+
+-- refresh_turn: what changed in a held turn since the claim, for a worker about to call the model
+-- again (after a tool result): the context of run_turn without the earlier turns' messages, which
+-- the worker has from its claim. A claim's history is the longest part of a context (twenty turns
+-- by default), and run_turn rebuilt and sent it again after every tool.
+CREATE FUNCTION aos_agent.refresh_turn(p_turn_id uuid, p_lease_token uuid)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET aos.kernel_tenant = ''
+SET aos.kernel_scope = ''
+AS $$
+DECLARE
+    v_tenant uuid;
+BEGIN
+    PERFORM aos_core._check_id(p_turn_id, 'turn id');
+    PERFORM aos_core._check_id(p_lease_token, 'lease token');
+    v_tenant := (aos_agent._lease_target(p_turn_id, p_lease_token)).tenant_id;
+    PERFORM aos_auth._act_as(v_tenant);
+    RETURN aos_agent._turn_context(v_tenant, p_turn_id, false);
+END
+$$;
+COMMENT ON FUNCTION aos_agent.refresh_turn(uuid, uuid) IS
+    'For the worker holding the turn: its context as run_turn returns it, but with this turn''s messages only (history_included false); the earlier turns'' messages are the first history_messages of the claim''s context. Definer rights: the tenant comes from the lease token.';
 
 CREATE FUNCTION aos_agent.heartbeat(p_turn_id uuid, p_lease_token uuid, p_lease_seconds integer DEFAULT 30)
 RETURNS timestamptz

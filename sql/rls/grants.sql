@@ -125,7 +125,7 @@ GRANT EXECUTE ON FUNCTION aos_auth.create_tenant, aos_agent.refresh_toolsets TO 
 
 -- aos_worker: only through the turns it leases ------------------------------------------------------
 GRANT EXECUTE ON FUNCTION
-    aos_agent.claim_turn, aos_agent.run_turn, aos_agent.heartbeat, aos_agent.release_turn,
+    aos_agent.claim_turn, aos_agent.run_turn, aos_agent.refresh_turn, aos_agent.heartbeat, aos_agent.release_turn,
     aos_agent.record_response, aos_agent.record_thinking, aos_agent.begin_tool_execution,
     aos_agent.process_tool_call(uuid, text, jsonb, uuid, text), aos_agent.process_tool_call(uuid, text, text, uuid, text),
     aos_agent.record_tool_result, aos_agent.complete_turn, aos_agent.fail_turn,

@@ -119,10 +119,14 @@ public sealed partial class AosClient
     /// <summary>
     /// Records a tool result (with the ticket) and reads the turn's fresh context in the same round
     /// trip and the same implicit transaction: what a worker needs before it calls the model again.
+    /// Given the context the worker holds (<paramref name="held"/>, from its claim), only this turn's
+    /// part is read (aos_agent.refresh_turn) and the earlier turns' messages are taken from it;
+    /// otherwise the whole context (aos_agent.run_turn).
     /// </summary>
     public async Task<(Guid StepId, TurnContext Context)> RecordToolResultAndContextAsync(Guid turnId, string toolName, JsonNode? output, bool success,
-        string? errorMessage, Guid leaseToken, Guid ticket, CancellationToken ct = default)
+        string? errorMessage, Guid leaseToken, Guid ticket, CancellationToken ct = default, TurnContext? held = null)
     {
+        var refresh = CanRefresh(held, turnId);
         return await RunAsync(async (conn, tx) =>
         {
             await using var batch = BindBatch(conn, tx);
@@ -133,16 +137,38 @@ public sealed partial class AosClient
                     Uuid(turnId), Text(toolName), Jsonb(output), P(success, NpgsqlDbType.Boolean), Text(errorMessage), Uuid(leaseToken), Uuid(ticket),
                 },
             });
-            batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT aos_agent.run_turn($1, $2)::text") { Parameters = { Uuid(turnId), Uuid(leaseToken) } });
+            batch.BatchCommands.Add(new NpgsqlBatchCommand(refresh ? "SELECT aos_agent.refresh_turn($1, $2)::text" : "SELECT aos_agent.run_turn($1, $2)::text")
+            {
+                Parameters = { Uuid(turnId), Uuid(leaseToken) },
+            });
             await using var reader = await batch.ExecuteReaderAsync(ct);
             await reader.ReadAsync(ct);
             var step = reader.GetGuid(0);
             await reader.NextResultAsync(ct);
             await reader.ReadAsync(ct);
             var context = Parse<TurnContext>(reader.GetString(0))!;
-            return (step, context);
+            return (step, refresh ? context.WithHistoryOf(held!) : context);
         }, ct);
     }
+
+    /// <summary>
+    /// The turn's context as run_turn returns it, for the worker holding it. Given the context the
+    /// worker holds (<paramref name="held"/>, from its claim), only this turn's part is read
+    /// (aos_agent.refresh_turn) and the earlier turns' messages are taken from it.
+    /// </summary>
+    public async Task<TurnContext> RefreshTurnAsync(Guid turnId, Guid leaseToken, TurnContext? held, CancellationToken ct = default)
+    {
+        if (!CanRefresh(held, turnId))
+        {
+            return await RunTurnAsync(turnId, leaseToken, ct);
+        }
+        var context = Parse<TurnContext>(await ScalarAsync<string>("SELECT aos_agent.refresh_turn($1, $2)::text", ct, Uuid(turnId), Uuid(leaseToken)))!;
+        return context.WithHistoryOf(held!);
+    }
+
+    /// <summary>A held context whose earlier turns' messages can complete a refresh_turn context.</summary>
+    private static bool CanRefresh(TurnContext? held, Guid turnId) =>
+        held is { HistoryIncluded: true, HistoryMessages: { } n } && held.TurnId == turnId && n <= held.Messages.Count;
 
     public async Task<IReadOnlyList<SkillImplementation>> TurnSkillsAsync(Guid turnId, Guid leaseToken, CancellationToken ct = default) =>
         Parse<List<SkillImplementation>>(await ScalarAsync<string>("SELECT aos_agent.turn_skills($1, $2)::text", ct,

@@ -94,8 +94,12 @@ public sealed record TurnContext
     public string UserMessage { get; init; } = "";
     /// <summary>The system prompt (persona).</summary>
     public string SystemPrompt { get; init; } = "";
-    /// <summary>History in chat format.</summary>
+    /// <summary>History in chat format: the earlier turns' messages (<see cref="HistoryMessages"/> of them, first), then this turn's.</summary>
     public IReadOnlyList<ChatMessageDto> Messages { get; init; } = [];
+    /// <summary>False for a context from aos_agent.refresh_turn, whose <see cref="Messages"/> are this turn's only.</summary>
+    public bool HistoryIncluded { get; init; } = true;
+    /// <summary>How many of <see cref="Messages"/> come from earlier turns (null from a kernel that does not say).</summary>
+    public int? HistoryMessages { get; init; }
     /// <summary>Tools as function definitions.</summary>
     public IReadOnlyList<ToolDefinition> Tools { get; init; } = [];
     /// <summary>Model.</summary>
@@ -124,6 +128,33 @@ public sealed record TurnContext
     public DateTimeOffset? LeaseExpiresAt { get; init; }
     /// <summary>True when the claim took over an expired lease.</summary>
     public bool Reclaimed { get; init; }
+
+    /// <summary>
+    /// A context from aos_agent.refresh_turn (this turn's messages only) completed with the earlier
+    /// turns' messages of <paramref name="held"/>, the context the worker got with its claim; the
+    /// lease of <paramref name="held"/> is kept. A context that includes its history is returned as it is.
+    /// </summary>
+    public TurnContext WithHistoryOf(TurnContext held)
+    {
+        ArgumentNullException.ThrowIfNull(held);
+        if (HistoryIncluded)
+        {
+            return this;
+        }
+        if (held.TurnId != TurnId || !held.HistoryIncluded || held.HistoryMessages is not { } n || n > held.Messages.Count)
+        {
+            throw new ArgumentException("the held context is not a full context of the same turn", nameof(held));
+        }
+        return this with
+        {
+            Messages = [.. held.Messages.Take(n), .. Messages],
+            HistoryIncluded = true,
+            HistoryMessages = n,
+            LeaseToken = LeaseToken ?? held.LeaseToken,
+            LeaseExpiresAt = LeaseExpiresAt ?? held.LeaseExpiresAt,
+            Reclaimed = held.Reclaimed,
+        };
+    }
 }
 
 /// <summary>A tool call as the model produced it.</summary>

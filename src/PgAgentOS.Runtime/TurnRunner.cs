@@ -157,7 +157,7 @@ internal sealed class TurnRunner
             {
                 if (!_contextFresh)
                 {
-                    _ctx = await _client.RunTurnAsync(TurnId, _lease, ct);
+                    _ctx = await _client.RefreshTurnAsync(TurnId, _lease, _ctx, ct);
                 }
                 _contextFresh = false;
                 if (_ctx.Budget.CostUsd > _costSeen)
@@ -438,7 +438,8 @@ internal sealed class TurnRunner
             activity?.SetTag("aos.tool.success", result.Success);
             if (refreshContext)
             {
-                (_, _ctx) = await _client.RecordToolResultAndContextAsync(TurnId, name, result.Output, result.Success, result.Error, _lease, ticket, ct);
+                (_, _ctx) = await _client.RecordToolResultAndContextAsync(TurnId, name, result.Output, result.Success, result.Error, _lease, ticket, ct,
+                    held: _ctx);
                 _contextFresh = true;
             }
             else

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.AI;
 using Npgsql;
 using PgAgentOS.Client;
 using PgAgentOS.Runtime.Models;
@@ -178,5 +179,65 @@ public sealed class EndToEndTests(KernelDatabase db) : IClassFixture<KernelDatab
         await run;
         var answer = (string)(await t.App.GetTurnStateAsync(turn))["assistant_message"]!;
         Assert.Contains("\"value\":\"green\"", answer.Replace(" ", "", StringComparison.Ordinal), StringComparison.Ordinal);
+    }
+
+    /// <summary>Keeps what the model was sent, call by call.</summary>
+    private sealed class CallSpy(IChatClient inner, List<List<ChatMessage>> calls) : DelegatingChatClient(inner)
+    {
+        public override IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null,
+            CancellationToken cancellationToken = default)
+        {
+            lock (calls)
+            {
+                calls.Add([.. messages]);
+            }
+            return base.GetStreamingResponseAsync(messages, options, cancellationToken);
+        }
+
+        public override Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null,
+            CancellationToken cancellationToken = default)
+        {
+            lock (calls)
+            {
+                calls.Add([.. messages]);
+            }
+            return base.GetResponseAsync(messages, options, cancellationToken);
+        }
+    }
+
+    [Fact]
+    public async Task AfterAToolTheModelSeesTheEarlierTurnsAndThisOnesResult()
+    {
+        // After a tool, the worker reads only the turn's own part of the context (refresh_turn) and
+        // keeps the earlier turns' messages from its claim: the model's next call must still see
+        // the whole conversation, in order.
+        var config = Kit.Script(
+            new { tool_calls = new[] { new { name = "clock", arguments = new { timezone = "UTC" } } } },
+            new { text = "answer to {{user}}" });
+        config["auto_approve_tools"] = true;
+        var t = await Kit.TenantAsync(db, "refresh", ["clock"], config);
+        var (conv, first) = await t.AskAsync("first question");
+        var calls = new List<List<ChatMessage>>();
+        await using var host = new WorkerHost(t.WorkerSource, Kit.Options("w-refresh") with
+        {
+            TenantId = t.Tenant,
+            ChatClientMiddleware = inner => new CallSpy(inner, calls),
+        });
+        await host.RunUntilIdleAsync(CancellationToken.None);
+        Assert.Equal("completed", await t.StatusAsync(first));
+        var second = await t.App.SendMessageAsync(conv, "second question");
+        await host.RunUntilIdleAsync(CancellationToken.None);
+        Assert.Equal("completed", await t.StatusAsync(second));
+
+        Assert.Equal(4, calls.Count);   // two model calls per turn: the tool call, the answer after it
+        var last = calls[^1];
+        Assert.Equal(["first question", "second question"], last.Where(m => m.Role == ChatRole.User).Select(m => m.Text).ToList());
+        Assert.Equal(2, last.SelectMany(m => m.Contents).OfType<FunctionResultContent>().Count());
+        Assert.Equal(2, last.SelectMany(m => m.Contents).OfType<FunctionCallContent>().Count());
+        Assert.Contains(last, m => m.Role == ChatRole.Assistant && m.Text.Contains("answer to first question", StringComparison.Ordinal));
+        // the same messages, in the same order, as a full read of the context gives
+        var full = calls[^2].Count + 2;  // the turn's first call, then its tool call and the result
+        Assert.Equal(full, last.Count);
+        Assert.Equal(calls[^2].Select(m => (m.Role, m.Text)), last.Take(calls[^2].Count).Select(m => (m.Role, m.Text)));
     }
 }

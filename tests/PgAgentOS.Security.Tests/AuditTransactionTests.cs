@@ -189,6 +189,7 @@ public sealed class AuditTransactionTests(KernelDatabase db, Xunit.Abstractions.
             return AsWorker("SELECT aos_agent.claim_turn('a7', 3600, $1)", _t);
         }, ["turn.started"]);
         yield return new("aos_agent.run_turn", async () => { var (turn, token) = await ClaimedAsync(); return AsWorker("SELECT aos_agent.run_turn($1, $2)", turn, token); }, []);
+        yield return new("aos_agent.refresh_turn", async () => { var (turn, token) = await ClaimedAsync(); return AsWorker("SELECT aos_agent.refresh_turn($1, $2)", turn, token); }, []);
         yield return new("aos_agent.heartbeat", async () => { var (turn, token) = await ClaimedAsync(); return AsWorker("SELECT aos_agent.heartbeat($1, $2)", turn, token); }, []);
         yield return new("aos_agent.release_turn", async () =>
         {
