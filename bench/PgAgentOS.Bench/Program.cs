@@ -9,10 +9,13 @@ if (args.Any(a => a is "-h" or "--help"))
 }
 
 // --render REPORT.json [--docs PATH]: the table and the docs again from a JSON report, without measuring.
-if (args.Length >= 2 && args[0] == "--render")
+// (anywhere among the arguments: scripts/bench.sh, behind `aos bench`, puts its own first)
+var renderIndex = Array.IndexOf(args, "--render");
+if (renderIndex >= 0 && renderIndex + 1 < args.Length)
 {
-    var saved = System.Text.Json.JsonSerializer.Deserialize<BenchReport>(await File.ReadAllTextAsync(args[1]), BenchReport.Json)
-                ?? throw new InvalidOperationException($"{args[1]} is not a bench report");
+    var reportPath = args[renderIndex + 1];
+    var saved = System.Text.Json.JsonSerializer.Deserialize<BenchReport>(await File.ReadAllTextAsync(reportPath), BenchReport.Json)
+                ?? throw new InvalidOperationException($"{reportPath} is not a bench report");
     saved.Targets = Targets.Check(saved);
     Console.WriteLine(Render.Table(saved));
     Console.WriteLine(Render.TargetTable(saved));

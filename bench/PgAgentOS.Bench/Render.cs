@@ -179,7 +179,8 @@ public static class Render
         sb.AppendLine("transaction inserts one row of about 500 bytes of JSON. **pgbench** (`-M prepared`, the row built from a");
         sb.AppendLine("random number so the server parses its JSON every time) is the baseline every ratio divides by; the plain");
         sb.AppendLine("**Npgsql loop** (one connection per client, a prepared statement) shows what a .NET client can reach. The");
-        sb.AppendLine("queue: `UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED)` then `DELETE`, two commits per cycle.");
+        sb.AppendLine("queue: `UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED)` then `DELETE`, two commits per cycle. Afterwards the");
+        sb.AppendLine("bench vacuums both tables itself, so that autovacuum does not do it during a later figure's window.");
         sb.AppendLine();
         sb.AppendLine("| clients | pgbench rows/s | Npgsql rows/s | Npgsql / pgbench | backend CPU per row | Npgsql p50 / p99 | queue cycles/s | where the Npgsql backends spent the window |");
         sb.AppendLine("|--:|--:|--:|--:|--:|--:|--:|---|");
