@@ -855,7 +855,7 @@ BEGIN
     PERFORM aos_auth._act_as(tenant_id);
 END
 $$;
-COMMENT ON FUNCTION aos_agent._lease_target(uuid, uuid) IS 'Internal: the tenant and agent behind a valid lease token.';
+COMMENT ON FUNCTION aos_agent._lease_target(uuid, uuid) IS 'Internal: the tenant and agent behind a valid lease token; the calling kernel function then acts for that tenant (_act_as).';
 
 -- ---------------------------------------------------------------------------------------------
 -- _respond: records one model response: thinking, tool calls (each decided), and, when final,
@@ -1236,8 +1236,11 @@ BEGIN
     SELECT * INTO v_step FROM aos_agent.step
      WHERE tenant_id = p_tenant_id AND step_id = p_step_id AND turn_id = p_turn_id AND step_type = 'tool_call'
      FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
     v_hash := coalesce(p_hash, v_step.args_hash);
-    IF NOT FOUND OR v_step.status <> 'approved' OR v_step.tool_name <> p_tool_name OR v_step.args_hash <> v_hash
+    IF v_step.status <> 'approved' OR v_step.tool_name <> p_tool_name OR v_step.args_hash <> v_hash
        OR NOT EXISTS (SELECT 1 FROM aos_agent.approval a
                        WHERE a.tenant_id = p_tenant_id AND a.step_id = p_step_id AND a.decision = 'approved'
                          AND a.tool_name = p_tool_name AND a.args_hash = v_hash
@@ -1662,8 +1665,7 @@ DECLARE
 BEGIN
     PERFORM aos_core._check_id(p_turn_id, 'turn id');
     IF p_lease_token IS NOT NULL THEN
-        v_tenant := (aos_agent._lease_target(p_turn_id, p_lease_token)).tenant_id;
-        PERFORM aos_auth._act_as(v_tenant);
+        v_tenant := (aos_agent._lease_target(p_turn_id, p_lease_token)).tenant_id;   -- (and acts for it)
         RETURN aos_agent._turn_context(v_tenant, p_turn_id);
     END IF;
     v_tenant := aos_auth._enter();
@@ -1729,8 +1731,7 @@ DECLARE
 BEGIN
     PERFORM aos_core._check_id(p_turn_id, 'turn id');
     PERFORM aos_core._check_id(p_lease_token, 'lease token');
-    v_tenant := (aos_agent._lease_target(p_turn_id, p_lease_token)).tenant_id;
-    PERFORM aos_auth._act_as(v_tenant);
+    v_tenant := (aos_agent._lease_target(p_turn_id, p_lease_token)).tenant_id;   -- (and acts for it)
     RETURN aos_agent._turn_context(v_tenant, p_turn_id, false);
 END
 $$;

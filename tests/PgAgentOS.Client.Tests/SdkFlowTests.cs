@@ -128,4 +128,52 @@ public sealed class SdkFlowTests(KernelDatabase db) : IClassFixture<KernelDataba
         await listener.WaitAsync(2000);
         Assert.Contains(heard, h => h.StartsWith("aos_turn_ready ", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public async Task AContextRefreshedAfterAToolKeepsTheClaimsHistory()
+    {
+        await using var admin = new AosClient(db.DataSource(TestCluster.Admin));
+        var tenant = await admin.CreateTenantAsync("sdk-refresh");
+        var app = admin.ForTenant(tenant);
+        var persona = await app.CreatePersonaAsync("helper", "You help.");
+        var agent = await app.CreateAgentAsync(tenant, "researcher", persona, ["web_search"], new JsonObject { ["auto_approve_tools"] = true },
+            model: "builtin/scripted");
+        var conv = await app.StartConversationAsync(agent);
+        await using var worker = new AosClient(db.DataSource(TestCluster.Worker));
+        await app.SendMessageAsync(conv, "first");
+        var first = (await worker.ClaimTurnAsync("w1", 30, tenant))!;
+        await worker.RecordResponseAsync(first.TurnId, first.LeaseToken, new ModelResponse { Text = "first answer" });
+
+        var turn = await app.SendMessageAsync(conv, "second");
+        var ctx = (await worker.ClaimTurnAsync("w1", 30, tenant))!;
+        var lease = ctx.LeaseToken!.Value;
+        Assert.Equal(2, ctx.HistoryMessages);   // the first turn's question and answer
+        var r = await worker.RecordResponseAsync(turn, lease, new ModelResponse
+        {
+            ToolCalls = [new ModelToolCall("c1", "web_search", new JsonObject { ["query"] = "q" })],
+        });
+        var (_, merged) = await worker.RecordToolResultAndContextAsync(turn, "web_search", new JsonObject { ["hits"] = 1 }, true, null, lease,
+            r.ToolCalls[0].Ticket!.Value, held: ctx);
+
+        // the same context as a full read: history, then this turn's question, tool call and result
+        var full = await worker.RunTurnAsync(turn, lease);
+        static string Messages(TurnContext c) => System.Text.Json.JsonSerializer.Serialize(c.Messages);
+        Assert.True(merged.HistoryIncluded);
+        Assert.Equal(2, merged.HistoryMessages);
+        Assert.Equal(5, merged.Messages.Count);
+        Assert.Equal(Messages(full), Messages(merged));
+        Assert.Equal(lease, merged.LeaseToken);
+        Assert.Equal(Messages(full), Messages(await worker.RefreshTurnAsync(turn, lease, ctx)));
+        // a held context that cannot complete a refresh: the whole context is read instead
+        Assert.Equal(Messages(full), Messages(await worker.RefreshTurnAsync(turn, lease, ctx with { HistoryMessages = null })));
+
+        // bad input: only a full context of the same turn completes a refreshed one
+        var part = full with { HistoryIncluded = false, HistoryMessages = 0, Messages = [.. full.Messages.Skip(2)] };
+        Assert.Throws<ArgumentNullException>(() => part.WithHistoryOf(null!));
+        Assert.Throws<ArgumentException>(() => part.WithHistoryOf(ctx with { TurnId = Guid.NewGuid() }));
+        Assert.Throws<ArgumentException>(() => part.WithHistoryOf(ctx with { HistoryMessages = null }));
+        Assert.Throws<ArgumentException>(() => part.WithHistoryOf(part));
+        Assert.Throws<ArgumentException>(() => part.WithHistoryOf(ctx with { HistoryMessages = ctx.Messages.Count + 1 }));
+        Assert.Same(full, full.WithHistoryOf(ctx));
+    }
 }
