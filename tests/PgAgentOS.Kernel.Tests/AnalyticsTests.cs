@@ -80,6 +80,8 @@ public sealed class AnalyticsTests(KernelDatabase db) : IClassFixture<KernelData
     {
         // One finished turn just inside a one-day window and one just outside it, both summed in
         // agent_hourly under the hours they were created in: the one inside counts once, the other not.
+        // Between minutes 5 and 55 of an hour both turns fall in the same hour, so each gets its own
+        // shard: two turns hashed to one shard would collide on agent_hourly's key.
         await using var conn = await db.OpenAsync(TestCluster.Admin);
         var w = await K.NewWorldAsync(conn);
         await using var su = await db.OpenAsync(null);
@@ -93,9 +95,9 @@ public sealed class AnalyticsTests(KernelDatabase db) : IClassFixture<KernelData
                                             tokens_used, tool_usage, created_at, started_at, completed_at)
                 SELECT $1, gen_random_uuid(), $2, $3, 100 + n, 'old ' || n, 'completed', 'manual', 1, tokens, tools, at, at, at + interval '2 seconds'
                   FROM t
-                RETURNING turn_id, created_at, tokens_used, tool_usage)
+                RETURNING turn_number - 100 AS n, created_at, tokens_used, tool_usage)
             INSERT INTO aos_agent.agent_hourly (tenant_id, agent_id, hour, shard, finished_turns, completed_turns, tokens_used, completed_ms, tool_usage)
-            SELECT $1, $3, aos_core._hour(created_at), (abs(hashtext(turn_id::text)) % 16)::smallint, 1, 1, tokens_used, 2000, tool_usage FROM ins
+            SELECT $1, $3, aos_core._hour(created_at), n::smallint, 1, 1, tokens_used, 2000, tool_usage FROM ins
             """, w.Tenant, conv, w.Agent);
         var analytics = await conn.JsonAsync("SELECT aos_agent.get_agent_analytics($1, 1)::text", w.Agent);
         Assert.Equal(1, (int)analytics["total_turns"]!);
