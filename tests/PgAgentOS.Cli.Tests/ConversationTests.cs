@@ -108,7 +108,7 @@ public sealed class ConversationTests(AgentsDatabase db) : IClassFixture<AgentsD
         Golden.Check("send-unknown-conversation", Expect.Code(3, await _aos.RunAsync("send", Guid.NewGuid().ToString(), "hi")));
         Golden.Check("send-timeout", Expect.Code(10, await _aos.RunAsync("send", conv, "nobody answers", "--timeout", "1")));
         // With no worker at all, the wait says so after a few seconds.
-        var lonely = Expect.Code(10, await _aos.RunAsync("send", await StartAsync("silent"), "is anyone there?", "--timeout", "7"));
+        var lonely = Expect.Code(10, await _aos.RunAsync("send", await StartAsync("silent"), "is anyone there?", "--timeout", "10"));
         Assert.Contains("no worker has taken this turn", lonely.Out, StringComparison.Ordinal);
         Assert.Contains("aos worker", lonely.Out, StringComparison.Ordinal);
         Golden.Check("chat-unknown-agent", Expect.Code(3, await _aos.RunAsync("chat", "nobody")));

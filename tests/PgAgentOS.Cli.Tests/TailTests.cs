@@ -15,7 +15,7 @@ public sealed class TailTests(AgentsDatabase db) : IClassFixture<AgentsDatabase>
         Expect.Ok(await _aos.RunAsync("send", conv, "first message"));
 
         // The latest steps, then nothing new for a second.
-        Golden.Check("tail-last", Expect.Ok(await _aos.RunAsync("tail", "--last", "2", "--for", "1")));
+        Golden.Check("tail-last", Expect.Ok(await _aos.RunAsync("tail", "--last", "2", "--for", "3")));
 
         // Live: every tenant (there is one), a tool call, its approval, the tool result and the streamed answer.
         using var tail = _aos.Start("tail", "--last", "0", "--for", "30");

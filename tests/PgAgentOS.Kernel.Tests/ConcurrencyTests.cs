@@ -61,7 +61,7 @@ public sealed class ConcurrencyTests(KernelDatabase db) : IClassFixture<KernelDa
         long seq = 0;
         var completed = 0;
         var overlaps = new ConcurrentBag<string>();
-        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(100));
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(300));
 
         // a watcher that never sees two running turns in one conversation
         var watcher = Task.Run(async () =>
@@ -88,7 +88,7 @@ public sealed class ConcurrencyTests(KernelDatabase db) : IClassFixture<KernelDa
             while (Volatile.Read(ref completed) < total)
             {
                 stop.Token.ThrowIfCancellationRequested();
-                var ctx = await client.ClaimTurnAsync(id, 30, w.Tenant, stop.Token);
+                var ctx = await client.ClaimTurnAsync(id, 120, w.Tenant, stop.Token);
                 if (ctx is null)
                 {
                     await Task.Delay(5, stop.Token);
@@ -178,14 +178,16 @@ public sealed class ConcurrencyTests(KernelDatabase db) : IClassFixture<KernelDa
         await using var dying = WorkerClient();
         await using var rescuer = WorkerClient();
 
-        var a = (await dying.ClaimTurnAsync("dying", 2, w.Tenant))!;
+        // a lease of 4 seconds: long enough that a slow machine does not end it before the rescuer's
+        // first claim below, and the test waits for it to end by itself
+        var a = (await dying.ClaimTurnAsync("dying", 4, w.Tenant))!;
         Assert.Equal((turn, 1, false), (a.TurnId, a.Attempt, a.Reclaimed));
         var r = await dying.RecordResponseAsync(turn, a.LeaseToken, new ModelResponse { Thinking = "first attempt's thought" });
         var thought = r.StepIds.Single();
         // ... and the worker is gone. Before the lease ends nobody else gets the turn.
         Assert.Null(await rescuer.ClaimTurnAsync("rescuer", 30, w.Tenant));
 
-        var b = await ClaimUntilAsync(rescuer, "rescuer", 30, w.Tenant, TimeSpan.FromSeconds(10));
+        var b = await ClaimUntilAsync(rescuer, "rescuer", 30, w.Tenant, TimeSpan.FromSeconds(20));
         Assert.Equal((turn, 2, true), (b.TurnId, b.Attempt, b.Reclaimed));
         Assert.True(b.LeaseExpiresAt > a.LeaseExpiresAt);
         Assert.Equal("abandoned", await conn.StepStatusAsync(thought));

@@ -563,7 +563,7 @@ public sealed class StateMachineTests(KernelDatabase db) : IClassFixture<KernelD
         var t2 = await conn.SendAsync(c2, "compute");
 
         // t1: web_search (idempotent, auto-approved) starts and its worker dies
-        var a1 = await ClaimAsync(worker, w.Tenant, 2, "dies-1");
+        var a1 = await ClaimAsync(worker, w.Tenant, 30, "dies-1");
         Assert.Equal(t1, Guid.Parse((string)a1!["turn_id"]!));
         var r1 = await worker.JsonAsync("""
             SELECT aos_agent.record_response($1, $2, '{"tool_calls": [{"name": "web_search", "arguments": {"query": "q"}}]}')::text
@@ -573,19 +573,24 @@ public sealed class StateMachineTests(KernelDatabase db) : IClassFixture<KernelD
         Assert.Equal("executing", await conn.StepStatusAsync(s1));
 
         // t2: code_execute (not idempotent) waits for approval, then starts, and its worker dies
-        var a2 = await ClaimAsync(worker, w.Tenant, 2, "dies-2");
+        var a2 = await ClaimAsync(worker, w.Tenant, 30, "dies-2");
         Assert.Equal(t2, Guid.Parse((string)a2!["turn_id"]!));
         var r2 = await worker.JsonAsync("""
             SELECT aos_agent.record_response($1, $2, '{"tool_calls": [{"name": "code_execute", "arguments": {"code": "1+1"}}]}')::text
             """, t2, Token(a2));
         var s2 = Guid.Parse((string)r2["tool_calls"]![0]!["step_id"]!);
         await conn.ExecAsync("SELECT aos_agent.approve_step($1, true, $2)", s2, w.Admin);
-        var a2b = await ClaimAsync(worker, w.Tenant, 2, "dies-3");
+        var a2b = await ClaimAsync(worker, w.Tenant, 30, "dies-3");
         Assert.Equal(t2, Guid.Parse((string)a2b!["turn_id"]!));
         await worker.ExecAsync("SELECT aos_agent.begin_tool_execution($1, $2, $3, 'code_execute', '{\"code\": \"1+1\"}')", t2, Token(a2b), s2);
         Assert.Equal("executing", await conn.StepStatusAsync(s2));
 
-        await Task.Delay(2200);
+        // both workers are gone: their leases end now (set by hand, so that a slow machine cannot end
+        // them early, while the claims above still expect the other conversation)
+        await using (var su = await db.OpenAsync(null))
+        {
+            await su.ExecAsync("UPDATE aos_agent.conversation SET lease_expires_at = clock_timestamp() - interval '1 second' WHERE conversation_id IN ($1, $2)", c1, c2);
+        }
         // the reclaim: t1's search is approved again (to be re-run), t2's code waits for a person
         var b1 = await ClaimAsync(worker, w.Tenant, 30, "next");
         Assert.Equal(t1, Guid.Parse((string)b1!["turn_id"]!));

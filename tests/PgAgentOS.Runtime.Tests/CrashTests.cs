@@ -89,7 +89,7 @@ public sealed class CrashTests(KernelDatabase db) : IClassFixture<KernelDatabase
                 new JsonObject { ["text"] = "finished after the crash: {{tool:clock}}" }),
         });
         var (_, turn) = await t.AskAsync("what time is it?");
-        await using var child = new ChildWorker(db.ConnectionString(TestCluster.Worker), t.Tenant, "doomed", lease: 2, modelDelayMs: 1500);
+        await using var child = new ChildWorker(db.ConnectionString(TestCluster.Worker), t.Tenant, "doomed", lease: 2, modelDelayMs: 3000);
 
         // Kill it once the tool result is recorded, while it waits for the second model response.
         await Kit.EventuallyAsync(async () => (await t.StepTypesAsync(turn)).Contains("tool_result"), TimeSpan.FromSeconds(30),

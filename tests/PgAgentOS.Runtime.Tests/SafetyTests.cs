@@ -159,8 +159,8 @@ public sealed class SafetyTests(KernelDatabase db) : IClassFixture<KernelDatabas
         {
             ["auto_approve_tools"] = true,
             ["script"] = new JsonArray(
-                new JsonObject { ["delay_ms"] = 1500, ["tool_calls"] = new JsonArray(new JsonObject { ["name"] = "clock", ["arguments"] = new JsonObject() }) },
-                new JsonObject { ["delay_ms"] = 1500, ["text"] = "slow answer" }),
+                new JsonObject { ["delay_ms"] = 2500, ["tool_calls"] = new JsonArray(new JsonObject { ["name"] = "clock", ["arguments"] = new JsonObject() }) },
+                new JsonObject { ["delay_ms"] = 2500, ["text"] = "slow answer" }),
         });
         var (_, turn) = await t.AskAsync("take your time");
         await using var host = new WorkerHost(t.WorkerSource, Kit.Options("w-q11") with { TenantId = t.Tenant });
@@ -180,7 +180,8 @@ public sealed class SafetyTests(KernelDatabase db) : IClassFixture<KernelDatabas
         }
         await run;
         Assert.Equal("completed", await t.StatusAsync(turn));
-        Assert.True(samples >= 20, $"only {samples} samples");
+        // ~50 samples on an idle machine; a loaded CI machine slows the sampling loop, not the model's delays
+        Assert.True(samples >= 10, $"only {samples} samples");
         Assert.Equal(0, inTransaction);
     }
 }

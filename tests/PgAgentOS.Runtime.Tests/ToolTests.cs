@@ -11,10 +11,12 @@ public sealed class ToolTests(KernelDatabase db) : IClassFixture<KernelDatabase>
 {
     private static readonly CodeExecuteTool Code = new(new CodeLimits
     {
-        Time = TimeSpan.FromSeconds(2), MemoryBytes = 8 * 1024 * 1024, Recursion = 50, Statements = 1_000_000, OutputChars = 200,
+        Time = TimeSpan.FromSeconds(10), MemoryBytes = 8 * 1024 * 1024, Recursion = 50, Statements = 1_000_000, OutputChars = 200,
     });
 
-    private static ToolResult Run(string js) => Code.Run(js, TimeSpan.FromSeconds(2), CancellationToken.None);
+    // A generous time limit: these cases must stop at their own limit (statements, recursion, memory)
+    // even on a loaded machine; the time limit has a test of its own.
+    private static ToolResult Run(string js) => Code.Run(js, TimeSpan.FromSeconds(10), CancellationToken.None);
 
     [Fact]
     public void CodeExecuteReturnsTheLastValueAndConsoleOutput()
