@@ -1,0 +1,11 @@
+-- PROTOTYPE, applied only to the bench's own throwaway cluster by `aos bench --prototype bypass-rls`,
+-- to measure what row-level security costs inside the kernel's own functions. It is not part of
+-- the kernel, and it must never be: it lets aos_owner (the definer of every kernel function) past
+-- every policy, so a kernel statement that forgot its tenant_id predicate would read or write
+-- another tenant's rows. Application and worker logins keep their policies (they are not aos_owner);
+-- only statements inside SECURITY DEFINER kernel functions stop paying for the policies' checks.
+--
+-- What it answers: how much of a step's server CPU the policies take, i.e. what "pinning the tenant
+-- once per call instead of checking it in every statement" could at most give back (docs/benchmarks.md,
+-- "Still missed").
+ALTER ROLE aos_owner BYPASSRLS;
