@@ -3,8 +3,11 @@ using System.Diagnostics;
 using System.Globalization;
 using Npgsql;
 using NpgsqlTypes;
+using System.Text.Json.Nodes;
 using PgAgentOS.Client;
 using PgAgentOS.Embedded;
+using PgAgentOS.Runtime;
+using PgAgentOS.Runtime.Tools;
 
 namespace PgAgentOS.Bench;
 
@@ -75,7 +78,7 @@ internal static class LatencyFigures
     /// <paramref name="Woken"/>: from the COMMIT sent to the moment the worker that got the work had read
     /// the notification (the rest of the figure is that worker's claim).
     /// </summary>
-    public sealed record Latency(LatencyStats FromCommit, LatencyStats FromCommitReturn, LatencyStats Woken);
+    public sealed record Latency(LatencyStats FromCommit, LatencyStats FromCommitReturn, LatencyStats? Woken);
 
     /// <summary>Raw: INSERT a job and NOTIFY in one statement; waiting workers wake and claim with SKIP LOCKED.</summary>
     public static async Task<Latency> RawDispatchAsync(BenchServer server, int workers, int samples, BenchProgress progress,
@@ -298,6 +301,147 @@ internal static class LatencyFigures
         return [.. Enumerable.Range(0, workers).Select(w => Task.Run(() => Worker(w), CancellationToken.None))];
     }
 
+    /// <summary>Who waits for the work of figures 4 and 5, and what they report.</summary>
+    private abstract class Waiters
+    {
+        /// <summary>True when the waiters report the moment they read the notification (<see cref="Signals.Woken"/>).</summary>
+        public abstract bool ReportsWoken { get; }
+
+        /// <summary>Starts them; <paramref name="allReady"/> completes once they all listen.</summary>
+        public abstract Task[] Start(Signals signals, TaskCompletionSource allReady, CancellationToken stop);
+
+        /// <summary>Throws what went wrong on the waiters' side, if anything did.</summary>
+        public virtual void ThrowIfFailed()
+        {
+        }
+
+        /// <summary>N runtime-like workers, each on its own LISTEN connection (a fleet of one-slot hosts).</summary>
+        public static Waiters Listeners(BenchServer server, int workers, bool approvals) => new ListenerWaiters(server, workers, approvals);
+
+        /// <summary>One <see cref="WorkerHost"/> of the runtime with N slots.</summary>
+        public static Waiters Host(BenchServer server, Guid tenant, int slots) => new HostWaiters(server, tenant, slots);
+    }
+
+    private sealed class ListenerWaiters(BenchServer server, int workers, bool approvals) : Waiters
+    {
+        public override bool ReportsWoken => true;
+
+        public override Task[] Start(Signals signals, TaskCompletionSource allReady, CancellationToken stop) =>
+            StartWorkers(server, workers, signals, approvals, allReady, stop);
+    }
+
+    /// <summary>
+    /// The runtime as it ships: one WorkerHost with N slots over one pool, one LISTEN connection for
+    /// the whole host (held while a slot is idle), and a notification wakes one idle slot. The agent
+    /// runs on the scripted stand-in model; web_search is an in-process tool that notes when it starts.
+    /// </summary>
+    private sealed class HostWaiters(BenchServer server, Guid tenant, int slots) : Waiters
+    {
+        public const string App = "aos-bench-latency-host";
+        private string? _error;
+
+        public override bool ReportsWoken => false;
+
+        public override void ThrowIfFailed()
+        {
+            if (Volatile.Read(ref _error) is { } e)
+            {
+                throw new InvalidOperationException($"the runtime host failed: {e}");
+            }
+        }
+
+        public override Task[] Start(Signals signals, TaskCompletionSource allReady, CancellationToken stop)
+        {
+            var host = new WorkerHost(server.DataSource(ClusterLifecycle.WorkerLogin, App), new WorkerOptions
+            {
+                WorkerId = "bench-latency-host",
+                Concurrency = slots,
+                LeaseSeconds = 60,
+                TenantId = tenant,
+                Providers = new ProviderSettings(),
+                ExtraTools = new Dictionary<string, ITool> { ["web_search"] = new NotingSearch(signals) },
+            });
+            host.Event += e =>
+            {
+                var at = Stopwatch.GetTimestamp();
+                switch (e.Kind)
+                {
+                    case WorkerEventKind.TurnClaimed when e.TurnId is { } id:
+                        signals.Claimed.Set(id, at);
+                        break;
+                    case WorkerEventKind.WaitingForApproval when e.TurnId is { } id:
+                        signals.Parked.Set(id, 0);
+                        break;
+                    case WorkerEventKind.TurnFinished when e.TurnId is { } id:
+                        if (e.Status != "completed")
+                        {
+                            Interlocked.CompareExchange(ref _error, $"turn {id} ended {e.Status}: {e.Message}", null);
+                        }
+                        signals.Done.Set(id, 0);
+                        break;
+                    case WorkerEventKind.TurnDropped:
+                        Interlocked.CompareExchange(ref _error, e.Message, null);
+                        break;
+                }
+            };
+            var run = Task.Run(async () =>
+            {
+                await using (host)
+                {
+                    await host.RunAsync(stop);
+                }
+            }, CancellationToken.None);
+            var ready = Task.Run(async () =>
+            {
+                // ready once the host holds its LISTEN (it does while a slot is idle)
+                while (!stop.IsCancellationRequested)
+                {
+                    var listening = await server.ScalarSuperAsync<long>(
+                        $"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{App}' AND query = 'LISTEN \"aos_turn_ready\"'", stop);
+                    if (listening > 0)
+                    {
+                        allReady.TrySetResult();
+                        return;
+                    }
+                    await Task.Delay(20, stop);
+                }
+            }, CancellationToken.None);
+            return [run, ready.ContinueWith(_ => { }, TaskScheduler.Default)];
+        }
+
+        /// <summary>web_search answered at once; notes the moment the runtime started it.</summary>
+        private sealed class NotingSearch(Signals signals) : ITool
+        {
+            private readonly JsonObject _result = Payloads.SearchResult(new Random(6));
+
+            public Task<ToolResult> RunAsync(ToolCall call, CancellationToken ct)
+            {
+                signals.Executing.Set(call.TurnId, Stopwatch.GetTimestamp());
+                return Task.FromResult(ToolResult.Ok(_result.DeepClone()));
+            }
+        }
+    }
+
+    /// <summary>The scripted model's answers for the host: the answer at once, or web_search (which waits for approval) and then the answer.</summary>
+    private static JsonObject HostScript(bool approvals)
+    {
+        var m = new StepFigures.Material(950);
+        var answer = new JsonObject { ["text"] = m.Answers[0] };
+        return new JsonObject
+        {
+            ["script"] = approvals
+                ? new JsonArray(new JsonObject
+                {
+                    ["thinking"] = m.Thinking[0],
+                    ["tool_calls"] = new JsonArray(new JsonObject { ["name"] = "web_search", ["arguments"] = JsonNode.Parse(m.Args[0].ToJsonString()) }),
+                }, answer)
+                : new JsonArray(answer),
+        };
+    }
+
+    private static string Who(int workers, bool host) =>
+        host ? $"one runtime host, {workers} slot(s)" : $"{workers} worker(s)";
+
     /// <summary>
     /// Samples run before measuring: six per waiting worker. PostgreSQL plans the statements inside a
     /// PL/pgSQL function anew for each of a session's first five calls (custom plans) and then keeps a
@@ -309,11 +453,13 @@ internal static class LatencyFigures
 
     /// <summary>Figure 4: send_message committed → a waiting worker holds the turn (claim_turn returned).</summary>
     public static async Task<Latency> DispatchAsync(BenchServer server, Scenario sc, int workers, int samples, string tenantName,
-        BenchProgress progress, CancellationToken ct)
+        BenchProgress progress, CancellationToken ct, bool host = false)
     {
-        var (_, app, agent) = await sc.TenantAsync(tenantName, autoApprove: true, bigBudget: false, ct);
-        return await MeasureAsync(server, sc, app, agent, workers, samples, approvals: false, seed: 12,
-            $"dispatch send_message → claimed, {workers} worker(s)", progress, (conn, conv, signals, rng) =>
+        var (tenant, app, agent) = await sc.TenantAsync(tenantName, autoApprove: true, bigBudget: false, ct,
+            host ? HostScript(approvals: false) : null);
+        var waiters = host ? Waiters.Host(server, tenant, workers) : Waiters.Listeners(server, workers, approvals: false);
+        return await MeasureAsync(waiters, sc, app, agent, workers, samples, seed: 12,
+            $"dispatch send_message → claimed, {Who(workers, host)}", progress, (conn, conv, signals, rng) =>
             {
                 Thread.Sleep(rng.Next(2, 6));
                 using var tx = conn.BeginTransaction();
@@ -326,17 +472,27 @@ internal static class LatencyFigures
 
     /// <summary>Figure 5: approve_step committed → the waiting worker has claimed the turn and holds the execution ticket.</summary>
     public static async Task<Latency> ApprovalAsync(BenchServer server, Scenario sc, int workers, int samples, BenchProgress progress,
-        CancellationToken ct)
+        CancellationToken ct, bool host = false)
     {
-        var (_, app, agent) = await sc.TenantAsync("bench-approval-" + workers.ToString(CultureInfo.InvariantCulture),
-            autoApprove: false, bigBudget: false, ct);
-        return await MeasureAsync(server, sc, app, agent, workers, samples, approvals: true, seed: 13,
-            $"approval approve_step → tool started, {workers} worker(s)", progress, (conn, conv, signals, rng) =>
+        var (tenant, app, agent) = await sc.TenantAsync((host ? "bench-approval-host-" : "bench-approval-") + workers.ToString(CultureInfo.InvariantCulture),
+            autoApprove: false, bigBudget: false, ct, host ? HostScript(approvals: true) : null);
+        var waiters = host ? Waiters.Host(server, tenant, workers) : Waiters.Listeners(server, workers, approvals: true);
+        return await MeasureAsync(waiters, sc, app, agent, workers, samples, seed: 13,
+            $"approval approve_step → tool started, {Who(workers, host)}", progress, (conn, conv, signals, rng) =>
             {
                 var turn = app.SendMessageAsync(conv, "Look up today's weather in Paris.", ct: ct).GetAwaiter().GetResult();
                 signals.Parked.Wait(turn, ct);
-                signals.Woken.Wait(turn, ct); // the claim that parked it; the sample is the next one
-                signals.ParkedStep.TryRemove(turn, out var step);
+                Guid step;
+                if (host)
+                {
+                    signals.Claimed.Wait(turn, ct); // the claim that parked it; the sample is the next one
+                    step = app.PendingApprovalsAsync(ct).GetAwaiter().GetResult().Single(a => a.TurnId == turn).StepId;
+                }
+                else
+                {
+                    signals.Woken.Wait(turn, ct); // the claim that parked it; the sample is the next one
+                    signals.ParkedStep.TryRemove(turn, out step);
+                }
                 Thread.Sleep(rng.Next(2, 6));
                 using var tx = conn.BeginTransaction();
                 app.InTransaction(conn, tx).ApproveStepAsync(step, true, note: "fine", ct: ct).GetAwaiter().GetResult();
@@ -352,14 +508,14 @@ internal static class LatencyFigures
     /// after its COMMIT) and waits until a worker has <paramref name="reached"/> the point measured.
     /// A conversation serves ten turns, so claims read up to nine earlier turns of history.
     /// </summary>
-    private static async Task<Latency> MeasureAsync(BenchServer server, Scenario sc, AosClient app, Guid agent, int workers, int samples,
-        bool approvals, int seed, string what, BenchProgress progress, Func<NpgsqlConnection, Guid, Signals, Random, (Guid Turn, long T0, long Tr)> commit,
+    private static async Task<Latency> MeasureAsync(Waiters waiters, Scenario sc, AosClient app, Guid agent, int workers, int samples,
+        int seed, string what, BenchProgress progress, Func<NpgsqlConnection, Guid, Signals, Random, (Guid Turn, long T0, long Tr)> commit,
         Func<Signals, Guid, long> reached, CancellationToken ct)
     {
         var signals = new Signals();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var allReady = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var tasks = StartWorkers(server, workers, signals, approvals, allReady, stop.Token);
+        var tasks = waiters.Start(signals, allReady, stop.Token);
         List<(double Start, double Return, double Woken)> ms;
         try
         {
@@ -380,8 +536,9 @@ internal static class LatencyFigures
                     }
                     var (turn, t0, tr) = commit(conn, conv, signals, rng);
                     var t1 = reached(signals, turn);
-                    var tw = signals.Woken.Wait(turn, ct);
+                    var tw = waiters.ReportsWoken ? signals.Woken.Wait(turn, ct) : t1;
                     signals.Done.Wait(turn, ct);
+                    waiters.ThrowIfFailed();
                     if (s >= warmup)
                     {
                         list.Add((Ms(t0, t1), Ms(tr, t1), Ms(t0, tw)));
@@ -395,7 +552,8 @@ internal static class LatencyFigures
             await stop.CancelAsync();
             await Task.WhenAll(tasks);
         }
+        waiters.ThrowIfFailed();
         return new Latency(LatencyStats.Of([.. ms.Select(m => m.Start)]), LatencyStats.Of([.. ms.Select(m => m.Return)]),
-            LatencyStats.Of([.. ms.Select(m => m.Woken)]));
+            waiters.ReportsWoken ? LatencyStats.Of([.. ms.Select(m => m.Woken)]) : null);
     }
 }

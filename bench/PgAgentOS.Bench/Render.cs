@@ -66,6 +66,18 @@ public static class Render
             Row(sb, "5", "approval latency p50 / p99", p.Clients, F($"{p.Ours.P50:0.00} / {p.Ours.P99:0.00} ms"),
                 p.Raw is null ? "" : F($"{p.Raw.P50:0.00} / {p.Raw.P99:0.00} ms"), F($"{p.RatioP50:0.0} / {p.RatioP99:0.0}"));
         }
+        foreach (var p in r.DispatchHost)
+        {
+            Row(sb, "4", "dispatch latency p50 / p99, one runtime host (clients = its slots; raw: one listener)", p.Clients,
+                F($"{p.Ours.P50:0.00} / {p.Ours.P99:0.00} ms"), p.Raw is null ? "" : F($"{p.Raw.P50:0.00} / {p.Raw.P99:0.00} ms"),
+                F($"{p.RatioP50:0.0} / {p.RatioP99:0.0}"));
+        }
+        foreach (var p in r.ApprovalHost)
+        {
+            Row(sb, "5", "approval latency p50 / p99, one runtime host (clients = its slots; raw: one listener)", p.Clients,
+                F($"{p.Ours.P50:0.00} / {p.Ours.P99:0.00} ms"), p.Raw is null ? "" : F($"{p.Raw.P50:0.00} / {p.Raw.P99:0.00} ms"),
+                F($"{p.RatioP50:0.0} / {p.RatioP99:0.0}"));
+        }
         if (r.Bytes is { } bytes)
         {
             Row(sb, "6", "bytes per step", 0, F($"{bytes.PerStep:N0} B"), F($"{bytes.PerRawRow:N0} B"), F($"{bytes.Ratio:0.0}"));
@@ -296,6 +308,28 @@ public static class Render
             sb.AppendLine(F($"| {n} | {d?.Ours.P50:0.00} ms | {d?.Ours.P90:0.00} | {d?.Ours.P99:0.00} | {d?.Raw?.P50:0.00} | {d?.Raw?.P99:0.00} | {d?.RatioP50:0.0}× | {a?.Ours.P50:0.00} ms | {a?.Ours.P90:0.00} | {a?.Ours.P99:0.00} | {d?.OursWoken?.P50:0.00} / {d?.RawWoken?.P50:0.00} / {a?.OursWoken?.P50:0.00} ms | {d?.OursFromCommitReturn?.P50:0.00} / {d?.RawFromCommitReturn?.P50:0.00} / {a?.OursFromCommitReturn?.P50:0.00} ms |"));
         }
         sb.AppendLine();
+
+        if (r.DispatchHost.Count > 0 || r.ApprovalHost.Count > 0)
+        {
+            sb.AppendLine("**The same, with the runtime as deployed: one `WorkerHost` with N slots.** The rows above are a fleet of");
+            sb.AppendLine("one-slot workers, each on its own `LISTEN` connection: every notification wakes all of them and each one");
+            sb.AppendLine("tries to claim (the raw baseline does the same). A `WorkerHost` holds one `LISTEN` connection for all its");
+            sb.AppendLine("slots while one of them is idle, and a notification wakes one idle slot. Here the agent runs on the scripted");
+            sb.AppendLine("stand-in model and `web_search` is an in-process tool: dispatch ends when the slot's turn runner starts");
+            sb.AppendLine("(`WorkerEventKind.TurnClaimed`, after `claim_turn` returned and its context was parsed), approval when the");
+            sb.AppendLine("tool's `RunAsync` is entered. The raw column is the round trip with one listener, measured above.");
+            sb.AppendLine("A deployment of several hosts lies between the two tables: a notification wakes one slot per host.");
+            sb.AppendLine();
+            sb.AppendLine("| slots | dispatch p50 | p90 | p99 | raw p50 (one listener) | ratio p50 | approval p50 | p90 | p99 | p50 from the COMMIT's return: dispatch / approval |");
+            sb.AppendLine("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+            foreach (var n in r.DispatchHost.Select(x => x.Clients).Union(r.ApprovalHost.Select(x => x.Clients)))
+            {
+                var d = r.DispatchHost.FirstOrDefault(x => x.Clients == n);
+                var a = r.ApprovalHost.FirstOrDefault(x => x.Clients == n);
+                sb.AppendLine(F($"| {n} | {d?.Ours.P50:0.00} ms | {d?.Ours.P90:0.00} | {d?.Ours.P99:0.00} | {d?.Raw?.P50:0.00} | {d?.RatioP50:0.0}× | {a?.Ours.P50:0.00} ms | {a?.Ours.P90:0.00} | {a?.Ours.P99:0.00} | {d?.OursFromCommitReturn?.P50:0.00} / {a?.OursFromCommitReturn?.P50:0.00} ms |"));
+            }
+            sb.AppendLine();
+        }
 
         if (r.Bytes is { } bytes)
         {

@@ -45,6 +45,10 @@ public sealed class BenchReport
     public List<LatencyPoint> Dispatch { get; set; } = [];
     /// <summary>5: approval latency.</summary>
     public List<LatencyPoint> Approval { get; set; } = [];
+    /// <summary>4 with one runtime WorkerHost of N slots waiting (one LISTEN, wake one slot); raw: the round trip with one listener.</summary>
+    public List<LatencyPoint> DispatchHost { get; set; } = [];
+    /// <summary>5 with one runtime WorkerHost of N slots waiting; raw: the round trip with one listener.</summary>
+    public List<LatencyPoint> ApprovalHost { get; set; } = [];
     /// <summary>Statements per step and where the time goes (pg_stat_statements, track = all).</summary>
     public ProfileResult? Profile { get; set; }
     /// <summary>Bytes per step against the plain table.</summary>

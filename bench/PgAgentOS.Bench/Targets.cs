@@ -65,6 +65,12 @@ public static class Targets
             p => F($"{p.Clients}: {p.RatioP50:0.0}× ({p.Raw?.P50:0.00} ms raw)")));
         list.Add(LatencyTarget("5", "approval latency p50", r.Approval, p => p.Ours.P50 <= 5, "≤ 5 ms",
             p => F($"{p.Clients}: {p.Ours.P50:0.00} ms")));
+        // The runtime as deployed (one host, N slots sharing one LISTEN): reported beside the fleet of
+        // one-slot workers above, which stays the figure the targets are judged by.
+        list.Add(LatencyTarget("4", "dispatch latency p50 / p99, one runtime host", r.DispatchHost, p => p.Ours.P50 <= 2 && p.Ours.P99 <= 5,
+            "p50 ≤ 2 ms, p99 ≤ 5 ms", p => F($"{p.Clients}: {p.Ours.P50:0.00} / {p.Ours.P99:0.00} ms"), "its slots"));
+        list.Add(LatencyTarget("5", "approval latency p50, one runtime host", r.ApprovalHost, p => p.Ours.P50 <= 5, "≤ 5 ms",
+            p => F($"{p.Clients}: {p.Ours.P50:0.00} ms"), "its slots"));
 
         if (r.Growth.Count >= 2)
         {
@@ -98,10 +104,10 @@ public static class Targets
     }
 
     private static TargetCheck LatencyTarget(string fig, string what, List<LatencyPoint> points, Func<LatencyPoint, bool> ok, string target,
-        Func<LatencyPoint, string> show) => new()
+        Func<LatencyPoint, string> show, string by = "waiting workers") => new()
         {
             Figure = fig,
-            What = what + " (by waiting workers)",
+            What = what + " (by " + by + ")",
             Target = target,
             Measured = points.Count == 0 ? "not measured" : string.Join("; ", points.Select(show)),
             Met = points.Count == 0 ? null : points.All(ok),

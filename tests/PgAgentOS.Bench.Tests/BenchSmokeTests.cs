@@ -56,6 +56,21 @@ public sealed class BenchSmokeTests(ITestOutputHelper output)
             Assert.Equal(options.ApprovalSamples, p.Ours.N);
             Positive(p.Ours.P50);
         });
+        // the runtime host's rows: every sample reached the host's turn runner (dispatch) or its tool (approval)
+        Assert.Equal(options.Clients, r.DispatchHost.Select(p => p.Clients));
+        Assert.Equal(options.Clients, r.ApprovalHost.Select(p => p.Clients));
+        Assert.All(r.DispatchHost, p =>
+        {
+            Assert.Equal(options.LatencySamples, p.Ours.N);
+            Assert.Null(p.OursWoken);
+            Positive(p.Ours.P50);
+            Assert.Equal(r.Dispatch.First(d => d.Clients == options.Clients.Min()).Raw!.P50, p.Raw!.P50);
+        });
+        Assert.All(r.ApprovalHost, p =>
+        {
+            Assert.Equal(options.ApprovalSamples, p.Ours.N);
+            Positive(p.Ours.P50);
+        });
         Positive(r.Bytes!.PerStep);
         Positive(r.Bytes.PerRawRow);
         if (r.Profile is { } prof)
