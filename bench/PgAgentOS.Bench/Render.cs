@@ -124,6 +124,12 @@ public static class Render
         return sb.ToString();
     }
 
+    /// <summary>The dispatch and approval points of each count of waiting workers (either may be missing).</summary>
+    private static IEnumerable<(int N, LatencyPoint? Dispatch, LatencyPoint? Approval)> ByClients(List<LatencyPoint> dispatch,
+        List<LatencyPoint> approval) =>
+        dispatch.Select(x => x.Clients).Union(approval.Select(x => x.Clients))
+            .Select(n => (n, dispatch.FirstOrDefault(x => x.Clients == n), approval.FirstOrDefault(x => x.Clients == n)));
+
     private static string Status(bool? met) => met switch { true => "met", false => "**missed**", null => "—" };
 
     private static void Row(StringBuilder sb, string fig, string what, int clients, string ours, string baseline, string ratio) =>
@@ -301,10 +307,8 @@ public static class Render
         sb.AppendLine();
         sb.AppendLine("| waiting workers | dispatch p50 | p90 | p99 | raw p50 | raw p99 | ratio p50 | approval p50 | p90 | p99 | woken p50: dispatch / raw / approval | p50 from the COMMIT's return: dispatch / raw / approval |");
         sb.AppendLine("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
-        foreach (var n in r.Dispatch.Select(x => x.Clients).Union(r.Approval.Select(x => x.Clients)))
+        foreach (var (n, d, a) in ByClients(r.Dispatch, r.Approval))
         {
-            var d = r.Dispatch.FirstOrDefault(x => x.Clients == n);
-            var a = r.Approval.FirstOrDefault(x => x.Clients == n);
             sb.AppendLine(F($"| {n} | {d?.Ours.P50:0.00} ms | {d?.Ours.P90:0.00} | {d?.Ours.P99:0.00} | {d?.Raw?.P50:0.00} | {d?.Raw?.P99:0.00} | {d?.RatioP50:0.0}× | {a?.Ours.P50:0.00} ms | {a?.Ours.P90:0.00} | {a?.Ours.P99:0.00} | {d?.OursWoken?.P50:0.00} / {d?.RawWoken?.P50:0.00} / {a?.OursWoken?.P50:0.00} ms | {d?.OursFromCommitReturn?.P50:0.00} / {d?.RawFromCommitReturn?.P50:0.00} / {a?.OursFromCommitReturn?.P50:0.00} ms |"));
         }
         sb.AppendLine();
@@ -322,10 +326,8 @@ public static class Render
             sb.AppendLine();
             sb.AppendLine("| slots | dispatch p50 | p90 | p99 | raw p50 (one listener) | ratio p50 | approval p50 | p90 | p99 | p50 from the COMMIT's return: dispatch / approval |");
             sb.AppendLine("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
-            foreach (var n in r.DispatchHost.Select(x => x.Clients).Union(r.ApprovalHost.Select(x => x.Clients)))
+            foreach (var (n, d, a) in ByClients(r.DispatchHost, r.ApprovalHost))
             {
-                var d = r.DispatchHost.FirstOrDefault(x => x.Clients == n);
-                var a = r.ApprovalHost.FirstOrDefault(x => x.Clients == n);
                 sb.AppendLine(F($"| {n} | {d?.Ours.P50:0.00} ms | {d?.Ours.P90:0.00} | {d?.Ours.P99:0.00} | {d?.Raw?.P50:0.00} | {d?.RatioP50:0.0}× | {a?.Ours.P50:0.00} ms | {a?.Ours.P90:0.00} | {a?.Ours.P99:0.00} | {d?.OursFromCommitReturn?.P50:0.00} / {a?.OursFromCommitReturn?.P50:0.00} ms |"));
             }
             sb.AppendLine();
