@@ -1,9 +1,9 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
+using System.Text.Json.Nodes;
 using Npgsql;
 using NpgsqlTypes;
-using System.Text.Json.Nodes;
 using PgAgentOS.Client;
 using PgAgentOS.Embedded;
 using PgAgentOS.Runtime;
