@@ -319,7 +319,7 @@ internal static class LatencyFigures
         public static Waiters Listeners(BenchServer server, int workers, bool approvals) => new ListenerWaiters(server, workers, approvals);
 
         /// <summary>One <see cref="WorkerHost"/> of the runtime with N slots.</summary>
-        public static Waiters Host(BenchServer server, Guid tenant, int slots) => new HostWaiters(server, tenant, slots);
+        public static Waiters Host(BenchServer server, Guid tenant, int slots, bool approvals) => new HostWaiters(server, tenant, slots, approvals);
     }
 
     private sealed class ListenerWaiters(BenchServer server, int workers, bool approvals) : Waiters
@@ -335,9 +335,11 @@ internal static class LatencyFigures
     /// the whole host (held while a slot is idle), and a notification wakes one idle slot. The agent
     /// runs on the scripted stand-in model; web_search is an in-process tool that notes when it starts.
     /// </summary>
-    private sealed class HostWaiters(BenchServer server, Guid tenant, int slots) : Waiters
+    private sealed class HostWaiters(BenchServer server, Guid tenant, int slots, bool approvals) : Waiters
     {
-        public const string App = "aos-bench-latency-host";
+        private static int _hosts;
+        // a name of its own per host, so that a former host's connection cannot pass for this one's LISTEN
+        private readonly string _app = "aos-bench-latency-host-" + Interlocked.Increment(ref _hosts).ToString(CultureInfo.InvariantCulture);
         private string? _error;
 
         public override bool ReportsWoken => false;
@@ -352,7 +354,7 @@ internal static class LatencyFigures
 
         public override Task[] Start(Signals signals, TaskCompletionSource allReady, CancellationToken stop)
         {
-            var host = new WorkerHost(server.DataSource(ClusterLifecycle.WorkerLogin, App), new WorkerOptions
+            var host = new WorkerHost(server.DataSource(ClusterLifecycle.WorkerLogin, _app), new WorkerOptions
             {
                 WorkerId = "bench-latency-host",
                 Concurrency = slots,
@@ -366,7 +368,8 @@ internal static class LatencyFigures
                 var at = Stopwatch.GetTimestamp();
                 switch (e.Kind)
                 {
-                    case WorkerEventKind.TurnClaimed when e.TurnId is { } id:
+                    case WorkerEventKind.TurnClaimed when e.TurnId is { } id && !approvals:
+                        // (an approval turn is claimed twice; figure 5 ends when the tool starts)
                         signals.Claimed.Set(id, at);
                         break;
                     case WorkerEventKind.WaitingForApproval when e.TurnId is { } id:
@@ -394,19 +397,31 @@ internal static class LatencyFigures
             var ready = Task.Run(async () =>
             {
                 // ready once the host holds its LISTEN (it does while a slot is idle)
-                while (!stop.IsCancellationRequested)
+                var deadline = Stopwatch.StartNew();
+                while (!stop.IsCancellationRequested && !run.IsCompleted)
                 {
                     var listening = await server.ScalarSuperAsync<long>(
-                        $"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{App}' AND query = 'LISTEN \"aos_turn_ready\"'", stop);
+                        $"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{_app}' AND query = 'LISTEN \"aos_turn_ready\"'", stop);
                     if (listening > 0)
                     {
                         allReady.TrySetResult();
                         return;
                     }
+                    if (deadline.Elapsed > TimeSpan.FromSeconds(30))
+                    {
+                        throw new TimeoutException("the runtime host did not LISTEN within 30 s");
+                    }
                     await Task.Delay(20, stop);
                 }
             }, CancellationToken.None);
-            return [run, ready.ContinueWith(_ => { }, TaskScheduler.Default)];
+            // a stop during the wait is not a failure; anything else is (and ends MeasureAsync's wait for readiness)
+            return [run, ready.ContinueWith(t =>
+            {
+                if (t.IsFaulted && !stop.IsCancellationRequested)
+                {
+                    throw t.Exception!.InnerException!;
+                }
+            }, TaskScheduler.Default)];
         }
 
         /// <summary>web_search answered at once; notes the moment the runtime started it.</summary>
@@ -457,7 +472,7 @@ internal static class LatencyFigures
     {
         var (tenant, app, agent) = await sc.TenantAsync(tenantName, autoApprove: true, bigBudget: false, ct,
             host ? HostScript(approvals: false) : null);
-        var waiters = host ? Waiters.Host(server, tenant, workers) : Waiters.Listeners(server, workers, approvals: false);
+        var waiters = host ? Waiters.Host(server, tenant, workers, approvals: false) : Waiters.Listeners(server, workers, approvals: false);
         return await MeasureAsync(waiters, sc, app, agent, workers, samples, seed: 12,
             $"dispatch send_message → claimed, {Who(workers, host)}", progress, (conn, conv, signals, rng) =>
             {
@@ -476,7 +491,7 @@ internal static class LatencyFigures
     {
         var (tenant, app, agent) = await sc.TenantAsync((host ? "bench-approval-host-" : "bench-approval-") + workers.ToString(CultureInfo.InvariantCulture),
             autoApprove: false, bigBudget: false, ct, host ? HostScript(approvals: true) : null);
-        var waiters = host ? Waiters.Host(server, tenant, workers) : Waiters.Listeners(server, workers, approvals: true);
+        var waiters = host ? Waiters.Host(server, tenant, workers, approvals: true) : Waiters.Listeners(server, workers, approvals: true);
         return await MeasureAsync(waiters, sc, app, agent, workers, samples, seed: 13,
             $"approval approve_step → tool started, {Who(workers, host)}", progress, (conn, conv, signals, rng) =>
             {
@@ -485,7 +500,6 @@ internal static class LatencyFigures
                 Guid step;
                 if (host)
                 {
-                    signals.Claimed.Wait(turn, ct); // the claim that parked it; the sample is the next one
                     step = app.PendingApprovalsAsync(ct).GetAwaiter().GetResult().Single(a => a.TurnId == turn).StepId;
                 }
                 else
@@ -546,6 +560,11 @@ internal static class LatencyFigures
                 }
                 return list;
             });
+        }
+        catch (TimeoutException)
+        {
+            waiters.ThrowIfFailed();  // what the waiters saw go wrong, rather than the wait that ran out
+            throw;
         }
         finally
         {

@@ -14,7 +14,7 @@ public sealed class TailTests(AgentsDatabase db) : IClassFixture<AgentsDatabase>
         var conv = Expect.Ok(await _aos.RunAsync("conversation", "start", "researcher")).Out.Trim();
         Expect.Ok(await _aos.RunAsync("send", conv, "first message"));
 
-        // The latest steps, then nothing new for a second.
+        // The latest steps, then nothing new for three seconds.
         Golden.Check("tail-last", Expect.Ok(await _aos.RunAsync("tail", "--last", "2", "--for", "3")));
 
         // Live: every tenant (there is one), a tool call, its approval, the tool result and the streamed answer.

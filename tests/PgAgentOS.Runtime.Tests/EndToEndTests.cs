@@ -138,6 +138,13 @@ public sealed class EndToEndTests(KernelDatabase db) : IClassFixture<KernelDatab
         // (one wait for both: the host can drop its LISTEN for a moment while its idle slot claims)
         await Kit.EventuallyAsync(async () => await ListenersAsync() == 0 && await t.StatusAsync(first) == "running", TimeSpan.FromSeconds(10),
             "the busy host to stop listening while it runs the turn");
+        // and it stays so while the slot is busy (over more than two poll intervals of 200 ms)
+        for (var i = 0; i < 5; i++)
+        {
+            await Task.Delay(100);
+            Assert.Equal("running", await t.StatusAsync(first));
+            Assert.Equal(0, await ListenersAsync());
+        }
         await Kit.EventuallyAsync(async () => await t.StatusAsync(first) == "completed", TimeSpan.FromSeconds(20), "the first turn");
         await Kit.EventuallyAsync(async () => await ListenersAsync() == 1, TimeSpan.FromSeconds(10), "the idle host to listen again");
 
