@@ -8,8 +8,8 @@ namespace PgAgentOS.Cli.Live;
 /// <summary>Something that happened to a followed turn.</summary>
 public abstract record TurnEvent;
 
-/// <summary>A step appeared (<see cref="IsNew"/>) or changed its status.</summary>
-public sealed record StepEvent(StepRow Step, bool IsNew) : TurnEvent;
+/// <summary>A step appeared (<see cref="IsNew"/>) or changed its status (from <see cref="Before"/>, as last seen).</summary>
+public sealed record StepEvent(StepRow Step, bool IsNew, string? Before = null) : TurnEvent;
 
 /// <summary>A piece of the answer, streamed by the worker.</summary>
 public sealed record DeltaEvent(StreamDelta Delta) : TurnEvent;
@@ -72,7 +72,7 @@ public static class TurnFollower
                 else if (old != s.Status)
                 {
                     statuses[s.StepId] = s.Status;
-                    events.Add(new StepEvent(s, false));
+                    events.Add(new StepEvent(s, false, old));
                 }
             }
             return (events, snapshot.Turn);

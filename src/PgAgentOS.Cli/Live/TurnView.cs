@@ -81,6 +81,12 @@ public sealed class TurnView(CliContext ctx, string agentName)
                 {
                     ctx.Console.MarkupLine($"  [yellow]decision[/]     {Render.Esc(t.Step.ToolName)}: {Render.Status(t.Step.Status)}");
                 }
+                else if (t.Before is "pending" or "needs_review")
+                {
+                    // A worker took the approved call before this view read it as approved: the approval
+                    // still happened, and says so once.
+                    ctx.Console.MarkupLine($"  [yellow]decision[/]     {Render.Esc(t.Step.ToolName)}: {Render.Status("approved")}");
+                }
                 break;
             case StepEvent { IsNew: true } s:
                 // A model's reasoning is recorded together with its answer, so after a streamed answer it shows up last.
