@@ -320,6 +320,10 @@ internal static class LatencyFigures
 
         /// <summary>One <see cref="WorkerHost"/> of the runtime with N slots.</summary>
         public static Waiters Host(BenchServer server, Guid tenant, int slots, bool approvals) => new HostWaiters(server, tenant, slots, approvals);
+
+        /// <summary>The host (<paramref name="host"/>) or the fleet of listeners.</summary>
+        public static Waiters For(bool host, BenchServer server, Guid tenant, int workers, bool approvals) =>
+            host ? Host(server, tenant, workers, approvals) : Listeners(server, workers, approvals);
     }
 
     private sealed class ListenerWaiters(BenchServer server, int workers, bool approvals) : Waiters
@@ -472,7 +476,7 @@ internal static class LatencyFigures
     {
         var (tenant, app, agent) = await sc.TenantAsync(tenantName, autoApprove: true, bigBudget: false, ct,
             host ? HostScript(approvals: false) : null);
-        var waiters = host ? Waiters.Host(server, tenant, workers, approvals: false) : Waiters.Listeners(server, workers, approvals: false);
+        var waiters = Waiters.For(host, server, tenant, workers, approvals: false);
         return await MeasureAsync(waiters, sc, app, agent, workers, samples, seed: 12,
             $"dispatch send_message → claimed, {Who(workers, host)}", progress, (conn, conv, signals, rng) =>
             {
@@ -491,7 +495,7 @@ internal static class LatencyFigures
     {
         var (tenant, app, agent) = await sc.TenantAsync((host ? "bench-approval-host-" : "bench-approval-") + workers.ToString(CultureInfo.InvariantCulture),
             autoApprove: false, bigBudget: false, ct, host ? HostScript(approvals: true) : null);
-        var waiters = host ? Waiters.Host(server, tenant, workers, approvals: true) : Waiters.Listeners(server, workers, approvals: true);
+        var waiters = Waiters.For(host, server, tenant, workers, approvals: true);
         return await MeasureAsync(waiters, sc, app, agent, workers, samples, seed: 13,
             $"approval approve_step → tool started, {Who(workers, host)}", progress, (conn, conv, signals, rng) =>
             {

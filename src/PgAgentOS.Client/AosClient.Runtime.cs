@@ -166,9 +166,7 @@ public sealed partial class AosClient
         return context.WithHistoryOf(held!);
     }
 
-    /// <summary>A held context whose earlier turns' messages can complete a refresh_turn context.</summary>
-    private static bool CanRefresh(TurnContext? held, Guid turnId) =>
-        held is { HistoryIncluded: true, HistoryMessages: { } n } && held.TurnId == turnId && n <= held.Messages.Count;
+    private static bool CanRefresh(TurnContext? held, Guid turnId) => held?.CanLendHistoryTo(turnId) == true;
 
     public async Task<IReadOnlyList<SkillImplementation>> TurnSkillsAsync(Guid turnId, Guid leaseToken, CancellationToken ct = default) =>
         Parse<List<SkillImplementation>>(await ScalarAsync<string>("SELECT aos_agent.turn_skills($1, $2)::text", ct,

@@ -129,6 +129,10 @@ public sealed record TurnContext
     /// <summary>True when the claim took over an expired lease.</summary>
     public bool Reclaimed { get; init; }
 
+    /// <summary>True for a full context of <paramref name="turnId"/> whose earlier turns' messages can complete a refresh_turn context.</summary>
+    internal bool CanLendHistoryTo(Guid turnId) =>
+        TurnId == turnId && HistoryIncluded && HistoryMessages is { } n && n <= Messages.Count;
+
     /// <summary>
     /// A context from aos_agent.refresh_turn (this turn's messages only) completed with the earlier
     /// turns' messages of <paramref name="held"/>, the context the worker got with its claim; the
@@ -141,10 +145,11 @@ public sealed record TurnContext
         {
             return this;
         }
-        if (held.TurnId != TurnId || !held.HistoryIncluded || held.HistoryMessages is not { } n || n > held.Messages.Count)
+        if (!held.CanLendHistoryTo(TurnId))
         {
             throw new ArgumentException("the held context is not a full context of the same turn", nameof(held));
         }
+        var n = held.HistoryMessages!.Value;
         return this with
         {
             Messages = [.. held.Messages.Take(n), .. Messages],
